@@ -1,0 +1,34 @@
+"""archi3d: workspace layout, safe table I/O and run consolidation for image-to-3D benchmarks."""
+
+from archi3d.atomic import append_log_record, write_bytes_atomic, write_text_atomic
+from archi3d.errors import (
+    Archi3dError,
+    InputError,
+    InvalidIdError,
+    LockTimeoutError,
+    ReplaceRefusedError,
+    StrictConflictError,
+    TableError,
+    UnknownRunError,
+    WriteRefusedError,
+)
+from archi3d.paths import PathResolver, validate_id
+from archi3d.upsert import update_csv_atomic
+
+__all__ = [
+    "Archi3dError",
+    "InputError",
+    "InvalidIdError",
+    "LockTimeoutError",
+    "PathResolver",
+    "ReplaceRefusedError",
+    "StrictConflictError",
+    "TableError",
+    "UnknownRunError",
+    "WriteRefusedError",
+    "append_log_record",
+    "update_csv_atomic",
+    "validate_id",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]

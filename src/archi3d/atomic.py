@@ -1,0 +1,156 @@
+"""Crash-safe file writes: atomic replace, the table lock, and the append-only event logs."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from archi3d.errors import LockTimeoutError, ReplaceRefusedError
+
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_REPLACE_TIMEOUT",
+    "append_log_record",
+    "format_log_line",
+    "table_lock",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_REPLACE_TIMEOUT = 10.0
+_TEMP_TAG = ".archi3d-tmp-"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}{_TEMP_TAG}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of killed writers are ours by name and carry their pid; remove the dead ones'."""
+    prefix = _temp_prefix(path)
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            if not entry.name.startswith(prefix):
+                continue
+            pid_text = entry.name[len(prefix) :].split("-", 1)[0]
+            if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, replace_timeout: float = DEFAULT_REPLACE_TIMEOUT) -> None:
+    """Replace `path` with `data`: a crash at any instant leaves the old file or the new one, whole.
+
+    A replace refused by another program (PermissionError) is retried until `replace_timeout`,
+    then ReplaceRefusedError is raised and `path` is left as it was.
+    """
+    _remove_stale_temps(path)
+    temp = path.parent / f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        deadline = time.monotonic() + replace_timeout
+        delay = 0.05
+        while True:
+            try:
+                os.replace(temp, path)
+                break
+            except PermissionError as error:
+                if time.monotonic() >= deadline:
+                    raise ReplaceRefusedError(
+                        f"{path}: could not be replaced for {replace_timeout:g} s ({error.strerror});"
+                        " another program holds it. The file is unchanged."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str, *, encoding: str = "utf-8") -> None:
+    """write_bytes_atomic for text, written exactly as given (no newline translation)."""
+    write_bytes_atomic(path, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def table_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the lock of a table: FileLock on `path.with_suffix('.lock')`, as the archi3D worker takes it."""
+    lock_path = path.with_suffix(".lock")
+    lock = filelock.FileLock(str(lock_path), timeout=timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"{lock_path}: lock held by another process for more than {timeout:g} s. Nothing was written."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _utc_stamp(moment: dt.datetime | None) -> str:
+    return (moment or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat()
+
+
+def format_log_line(record: Mapping[str, Any], moment: dt.datetime | None = None) -> str:
+    """'<ISO8601 UTC> <single-line JSON>\\n'."""
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    return f"{_utc_stamp(moment)} {body}\n"
+
+
+def append_log_record(path: Path, record: Mapping[str, Any], moment: dt.datetime | None = None) -> None:
+    """Append one line for `record`; concurrent writers never interleave.
+
+    The log itself is locked (flock on POSIX) and written with one O_APPEND write, so no lock file
+    is created beside it.
+    """
+    line = format_log_line(record, moment).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        written = 0
+        while written < len(line):
+            written += os.write(fd, line[written:])
+    finally:
+        os.close(fd)

@@ -1,0 +1,252 @@
+"""Lossless CSV tables: every cell is text, and rows nobody changes keep their exact bytes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from archi3d.errors import InputError, Problem, TableError
+
+__all__ = ["BOM", "CsvTable", "encode_row", "read_csv_table", "render_table"]
+
+BOM = b"\xef\xbb\xbf"
+Validator = Callable[["CsvTable"], None]
+
+
+def encode_row(cells: Sequence[str], newline: bytes) -> bytes:
+    """One CSV record, quoted only where needed, ending with `newline`."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator=newline.decode()).writerow(cells)
+    return out.getvalue().encode("utf-8")
+
+
+def _split_records(data: bytes, offset: int) -> tuple[list[int], list[int], list[int], int | None]:
+    """Start/end offsets and first line of every record; blank lines between records are not records.
+
+    A record ends at a newline outside quotes: quotes are balanced when their count is even.
+    Returns (starts, ends, lines, line of an unterminated quoted field or None).
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    lines: list[int] = []
+    pos = offset
+    line = 1
+    open_start = -1
+    open_line = 0
+    quotes = 0
+    pieces = data[offset:].split(b"\n")
+    last = len(pieces) - 1
+    for number, piece in enumerate(pieces):
+        length = len(piece) + (0 if number == last else 1)
+        if open_start < 0:
+            if not piece.strip(b"\r"):
+                pos += length
+                line += 1
+                continue
+            open_start, open_line, quotes = pos, line, piece.count(b'"')
+        else:
+            quotes += piece.count(b'"')
+        pos += length
+        line += 1
+        if quotes % 2 == 0:
+            starts.append(open_start)
+            ends.append(pos)
+            lines.append(open_line)
+            open_start = -1
+    return starts, ends, lines, (open_line if open_start >= 0 else None)
+
+
+def _decode(raw: bytes, file: str, line: int, problems: list[Problem]) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        field = before.count(b",") + 1
+        row_line = line + before.count(b"\n")
+        problems.append(Problem(file, row_line, f"field {field}", f"bytes that are not UTF-8 at byte {error.start}"))
+        return None
+
+
+def _parse_record(text: str) -> list[str]:
+    return next(csv.reader([text], strict=True), [])
+
+
+@attrs.frozen(eq=False)
+class CsvTable:
+    """A parsed CSV file: its bytes, its layout, and its cells as a text-only DataFrame.
+
+    Row i of `frame` is the record data[starts[i]:ends[i]], which begins on line lines[i].
+    """
+
+    path: Path
+    data: bytes
+    bom: bool
+    newline: bytes
+    header: tuple[str, ...]
+    header_end: int
+    starts: list[int]
+    ends: list[int]
+    lines: list[int]
+    frame: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def raw(self, index: int) -> bytes:
+        return self.data[self.starts[index] : self.ends[index]]
+
+    def column(self, name: str) -> list[str]:
+        return self.frame[name].tolist() if name in self.frame.columns else [""] * len(self)
+
+    def rows(self, indices: Sequence[int]) -> list[dict[str, str]]:
+        """Cells of the given rows, as {column: text}."""
+        if not indices:
+            return []
+        part = self.frame.take(list(indices))
+        columns = [part[name].tolist() for name in self.header]
+        return [dict(zip(self.header, values)) for values in zip(*columns)]
+
+    @classmethod
+    def empty(cls, path: Path, header: Sequence[str], newline: bytes = b"\n", bom: bool = True) -> CsvTable:
+        head = encode_row(list(header), newline)
+        data = (BOM if bom else b"") + head
+        frame = pd.DataFrame({name: pd.Series([], dtype="str") for name in header})
+        return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], frame)
+
+
+def _frame_from_lists(header: Sequence[str], rows: Sequence[Sequence[str]]) -> pd.DataFrame:
+    columns = list(zip(*rows)) if rows else [() for _ in header]
+    return pd.DataFrame({name: pd.Series(list(values), dtype="str") for name, values in zip(header, columns)})
+
+
+def _frame_with_pyarrow(data: bytes, header_end: int, width: int) -> pd.DataFrame | None:
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)[header_end:]),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.large_string() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    return table.to_pandas()
+
+
+def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
+    """Parse `path` without inferring any type; raise TableError naming line and field of every problem."""
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a folder, expected a CSV file") from None
+    except OSError as error:
+        raise InputError(f"{name}: cannot be read ({error.strerror or error})") from None
+    bom = data.startswith(BOM)
+    offset = len(BOM) if bom else 0
+    starts, ends, lines, unterminated = _split_records(data, offset)
+    if not starts:
+        raise TableError.single(name, 1, None, "empty file: expected a header line")
+    if unterminated is not None:
+        raise TableError.single(name, unterminated, None, "quoted field never closed (unbalanced '\"')")
+    problems: list[Problem] = []
+    header_raw = data[starts[0] : ends[0]]
+    header_text = _decode(header_raw, name, lines[0], problems)
+    if header_text is None:
+        raise TableError(problems)
+    header = tuple(_parse_record(header_text.rstrip("\r\n")))
+    seen: set[str] = set()
+    for title in header:
+        if title in seen:
+            problems.append(Problem(name, lines[0], title, "column name appears more than once in the header"))
+        seen.add(title)
+    if problems:
+        raise TableError(problems)
+    newline = b"\r\n" if header_raw.endswith(b"\r\n") else b"\n"
+    header_end = ends[0]
+    starts, ends, lines = starts[1:], ends[1:], lines[1:]
+
+    frame = _frame_with_pyarrow(data, header_end, len(header)) if starts else None
+    if frame is None or len(frame) != len(starts):
+        rows: list[list[str]] = []
+        for start, end, line in zip(starts, ends, lines):
+            text = _decode(data[start:end], name, line, problems)
+            if text is None:
+                continue
+            try:
+                cells = _parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
+            except csv.Error as error:
+                problems.append(Problem(name, line, None, f"malformed CSV record ({error})"))
+                continue
+            if len(cells) != len(header):
+                problems.append(
+                    Problem(name, line, None, f"expected {len(header)} fields as in the header, found {len(cells)}")
+                )
+                continue
+            rows.append(cells)
+        if problems:
+            raise TableError(problems)
+        frame = _frame_from_lists(header, rows)
+    frame.columns = pd.Index(header)
+    table = CsvTable(path, data, bom, newline, header, header_end, starts, ends, lines, frame)
+    if validate is not None:
+        validate(table)
+    return table
+
+
+def _with_trailing_newline(chunk: bytes, newline: bytes) -> bytes:
+    return chunk if not chunk or chunk.endswith(b"\n") else chunk + newline
+
+
+def _widen(record: bytes, extra: bytes) -> bytes:
+    """Add empty cells before the record's line ending."""
+    body = record.rstrip(b"\r\n")
+    return body + extra + record[len(body) :]
+
+
+def render_table(
+    table: CsvTable,
+    replaced: Mapping[int, bytes],
+    appended: Iterable[bytes] = (),
+    added_columns: Sequence[str] = (),
+) -> bytes:
+    """The file's bytes with rows replaced (b'' removes one), rows appended and columns added at the tail.
+
+    Everything else, gaps and line endings included, is copied byte for byte.
+    """
+    data = table.data
+    header = data[: table.header_end]
+    if added_columns:
+        header = _widen(header, encode_row(["", *added_columns], b""))
+    parts = [header]
+    cursor = table.header_end
+    if added_columns:
+        pad = b"," * len(added_columns)
+        for index, (start, end) in enumerate(zip(table.starts, table.ends)):
+            parts.append(data[cursor:start])
+            parts.append(replaced[index] if index in replaced else _widen(data[start:end], pad))
+            cursor = end
+    else:
+        for index in sorted(replaced):
+            parts.append(data[cursor : table.starts[index]])
+            parts.append(replaced[index])
+            cursor = table.ends[index]
+    parts.append(data[cursor:])
+    body = b"".join(parts)
+    tail = b"".join(appended)
+    return _with_trailing_newline(body, table.newline) + tail if tail else body

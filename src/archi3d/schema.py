@@ -1,0 +1,125 @@
+"""Pandera schemas of generations.csv and manifest.csv, applied on read and on write."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import pandas as pd
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pandera.pandas as pa
+
+from archi3d.columns import MANIFEST_REQUIRED, NUMBER_COLUMNS, TIMESTAMP_COLUMNS
+from archi3d.csvtable import CsvTable
+from archi3d.errors import Problem, TableError
+from archi3d.model import Status
+from archi3d.paths import ID_PATTERN
+
+__all__ = ["GENERATIONS_SCHEMA", "MANIFEST_SCHEMA", "check_frame", "validate_generations", "validate_manifest"]
+
+_ID = ID_PATTERN.pattern
+_TIMESTAMP = (
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?"
+)
+_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+_UNSAFE_PATH = r"^(?:[/\\]|[A-Za-z]:)|(?:^|[/\\])\.\.(?:[/\\]|$)|\x00"
+
+ID_RULE = "expected 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+STATUS_RULE = "expected one of " + ", ".join(s.value for s in Status)
+TIMESTAMP_RULE = "expected an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00+00:00) or empty"
+NUMBER_RULE = "expected a number or empty"
+PATH_RULE = "expected a workspace-relative path (not absolute, no '..') or empty"
+
+
+def _full(pattern: str, rule: str, allow_empty: bool) -> pa.Check:
+    def check(series: pd.Series) -> pd.Series:
+        matched = series.str.fullmatch(pattern)
+        return (series == "") | matched if allow_empty else matched
+
+    return pa.Check(check, error=rule)
+
+
+def _safe_path(series: pd.Series) -> pd.Series:
+    return ~series.str.contains(_UNSAFE_PATH, regex=True)
+
+
+def _real_timestamp(series: pd.Series) -> pd.Series:
+    present = series != ""
+    parsed = pd.to_datetime(series.where(present, None), format="ISO8601", errors="coerce", utc=True)
+    return ~present | parsed.notna()
+
+
+def _columns(required: Sequence[str], ids: Sequence[str]) -> dict[str, pa.Column]:
+    columns: dict[str, pa.Column] = {}
+    for name in ids:
+        columns[name] = pa.Column(checks=_full(_ID, ID_RULE, allow_empty=False), required=name in required)
+    for name in required:
+        columns.setdefault(name, pa.Column(required=True))
+    for name in NUMBER_COLUMNS:
+        columns[name] = pa.Column(checks=_full(_NUMBER, NUMBER_RULE, allow_empty=True), required=False)
+    columns[r".*_path$"] = pa.Column(checks=pa.Check(_safe_path, error=PATH_RULE), regex=True, required=False)
+    return columns
+
+
+def _generations_schema() -> pa.DataFrameSchema:
+    columns = _columns(("run_id", "job_id", "status"), ("run_id", "job_id"))
+    columns["status"] = pa.Column(checks=pa.Check.isin([s.value for s in Status], error=STATUS_RULE))
+    for name in TIMESTAMP_COLUMNS:
+        columns[name] = pa.Column(
+            checks=[
+                _full(_TIMESTAMP, TIMESTAMP_RULE, allow_empty=True),
+                pa.Check(_real_timestamp, error=TIMESTAMP_RULE),
+            ],
+            required=False,
+        )
+    return pa.DataFrameSchema(columns, strict=False, coerce=False, name="generations.csv")
+
+
+GENERATIONS_SCHEMA = _generations_schema()
+MANIFEST_SCHEMA = pa.DataFrameSchema(
+    _columns(MANIFEST_REQUIRED, ("job_id",)), strict=False, coerce=False, name="manifest.csv"
+)
+
+
+def check_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, file: str, lines: Sequence[int]) -> None:
+    """Validate every cell; raise TableError listing each failing cell with its CSV line."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        raise TableError(_problems(errors.failure_cases, file, lines)) from None
+
+
+def _problems(cases: pd.DataFrame, file: str, lines: Sequence[int]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[int | None, str | None, str]] = set()
+    for case in cases.to_dict("records"):
+        check = str(case.get("check") or "")
+        index = case.get("index")
+        column = case.get("column")
+        value = case.get("failure_case")
+        if check == "column_in_dataframe" or index is None or pd.isna(index):
+            missing = str(value)
+            key = (None, missing, "missing")
+            if key not in seen:
+                seen.add(key)
+                problems.append(Problem(file, 1, missing, "required column is missing from the header"))
+            continue
+        line = lines[int(index)]
+        key = (line, str(column), check)
+        if key in seen:
+            continue
+        seen.add(key)
+        problems.append(Problem(file, line, str(column), f"{check}, found {str(value)!r}"))
+    problems.sort(key=lambda p: (p.line or 0, p.column or ""))
+    return problems
+
+
+def validate_generations(table: CsvTable) -> None:
+    check_frame(table.frame, GENERATIONS_SCHEMA, table.name, table.lines)
+
+
+def validate_manifest(table: CsvTable) -> None:
+    check_frame(table.frame, MANIFEST_SCHEMA, table.name, table.lines)
