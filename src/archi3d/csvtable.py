@@ -23,8 +23,11 @@ Validator = Callable[["CsvTable"], None]
 def encode_row(cells: Sequence[str], newline: bytes) -> bytes:
     """One CSV record, quoted only where needed, ending with `newline`."""
     out = io.StringIO()
-    csv.writer(out, lineterminator=newline.decode()).writerow(cells)
-    return out.getvalue().encode("utf-8")
+    # The writer quotes a cell only for the characters of its own line terminator: with "\r\n" any
+    # cell holding "\r" or "\n" is quoted, whatever `newline` the file uses (a bare "\r" left
+    # unquoted in an LF file would make a record that no longer parses).
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue()[:-2].encode("utf-8") + newline
 
 
 def _split_records(data: bytes, offset: int) -> tuple[list[int], list[int], list[int], int | None]:

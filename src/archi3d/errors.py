@@ -71,9 +71,13 @@ class TableError(InputError):
 
 
 class StrictConflictError(Archi3dError):
-    """--strict found conflicts; nothing was written."""
+    """--strict found conflicts; nothing was written. Carries the summary (a consolidate.Summary)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, summary: object = None) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 class WriteRefusedError(Archi3dError):

@@ -1,0 +1,200 @@
+"""The archi3d command line: parses arguments, calls the package, prints plain text."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from archi3d.errors import Archi3dError, TableError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    help="archi3d: workspace tables and run consolidation for image-to-3D benchmarks.",
+)
+
+Workspace = Annotated[
+    Optional[Path],
+    typer.Option("--workspace", help="Workspace folder (default: $ARCHI3D_WORKSPACE, else the current folder)."),
+]
+
+
+def _fail(error: Archi3dError) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(error.exit_code)
+
+
+def _progress(done: int, total: int) -> None:
+    sys.stderr.write(f"\rscanning jobs: {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _histogram(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def _print_summary(record: dict[str, Any]) -> None:
+    mode = "dry run, nothing written" if record["dry_run"] else ("written" if record["written"] else "no change")
+    lines = [
+        f"consolidate run {record['run_id']}: {mode}",
+        f"  considered {record['considered']}: inserted {record['upsert_inserted']}, updated"
+        f" {record['upsert_updated']}, unchanged {record['unchanged']}, duplicate rows merged"
+        f" {record['duplicate_rows_merged']}",
+        f"  conflicts resolved {record['conflicts_resolved']}, marker mismatches fixed"
+        f" {record['marker_mismatches_fixed']}, downgraded (missing output) {record['downgraded_missing_output']}",
+        f"  missing outputs {record['missing_outputs']}, invalid previews {record['invalid_previews']},"
+        f" not in manifest {record['not_in_manifest']}, orphans {record['orphans']}",
+        f"  status before: {_histogram(record['status_histogram_before'])}",
+        f"  status after:  {_histogram(record['status_histogram_after'])}",
+    ]
+    for conflict in record["conflicts"][:20]:
+        lines.append(f"  conflict {conflict['job_id']}: {conflict['kind']}: {conflict['detail']}")
+    hidden = len(record["conflicts"]) - 20
+    if hidden > 0 or record["conflicts_truncated"]:
+        lines.append("  ... more conflicts in the log record (--json)")
+    lines.append(f"  elapsed {record['elapsed_s']:.3f} s")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def consolidate(
+    run_id: Annotated[str, typer.Option("--run-id", help="The run to consolidate.")],
+    workspace: Workspace = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report; write nothing but the log record.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Any conflict is an error (exit 1); nothing written.")] = False,
+    only_status: Annotated[
+        Optional[str], typer.Option("--only-status", help="Comma-separated CSV statuses of the jobs to consider.")
+    ] = None,
+    fix_status: Annotated[
+        bool, typer.Option("--fix-status/--no-fix-status", help="Apply status changes (default) or only report them.")
+    ] = True,
+    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=0, help="Consider at most N jobs, in file order.")] = None,
+    heartbeat_timeout: Annotated[
+        float, typer.Option("--heartbeat-timeout", min=0, help="Seconds after which an .inprogress marker is stale.")
+    ] = 600.0,
+    stale_policy: Annotated[
+        str, typer.Option("--stale-policy", help="Stale heartbeat: requeue (default), fail or keep.")
+    ] = "requeue",
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for the table lock (default 30).")
+    ] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON.")] = False,
+) -> None:
+    """Reconcile a run's on-disk evidence with tables/generations.csv.
+
+    Exit status: 0 done; 1 --strict and conflicts found; 2 bad input; 3 table lock or replace timed out.
+    """
+    from archi3d.consolidate import ConsolidateOptions, Summary
+    from archi3d.consolidate import consolidate as run_consolidate
+    from archi3d.errors import InputError, StrictConflictError
+    from archi3d.model import Status
+    from archi3d.reconcile import StalePolicy
+
+    try:
+        statuses = None
+        if only_status is not None:
+            names = [s.strip() for s in only_status.split(",") if s.strip()]
+            bad = [n for n in names if n not in {s.value for s in Status}]
+            if bad or not names:
+                raise InputError(f"--only-status: expected enqueued, running, completed or failed, found {only_status!r}")
+            statuses = frozenset(Status(n) for n in names)
+        if stale_policy not in {p.value for p in StalePolicy}:
+            raise InputError(f"--stale-policy: expected requeue, fail or keep, found {stale_policy!r}")
+        options = ConsolidateOptions(
+            run_id=run_id,
+            dry_run=dry_run,
+            strict=strict,
+            only_status=statuses,
+            fix_status=fix_status,
+            max_rows=max_rows,
+            heartbeat_timeout=heartbeat_timeout,
+            stale_policy=StalePolicy(stale_policy),
+            lock_timeout=lock_timeout,
+        )
+        progress = _progress if sys.stderr.isatty() and not as_json else None
+        summary = run_consolidate(workspace, options, progress=progress)
+    except StrictConflictError as error:
+        if isinstance(error.summary, Summary):
+            record = error.summary.to_record()
+            typer.echo(json.dumps(record, indent=2)) if as_json else _print_summary(record)
+        raise _fail(error) from None
+    except Archi3dError as error:
+        raise _fail(error) from None
+    record = summary.to_record()
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+    else:
+        _print_summary(record)
+
+
+@app.command()
+def validate(
+    workspace: Workspace = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Also validate this run's manifest.csv.")] = None,
+) -> None:
+    """Validate tables/generations.csv (and a run's manifest): one line per problem.
+
+    Exit status: 0 valid; 2 not valid (each problem printed as file:line: column: message).
+    """
+    from archi3d.csvtable import read_csv_table
+    from archi3d.errors import InputError
+    from archi3d.paths import PathResolver, validate_id
+    from archi3d.schema import validate_generations, validate_manifest
+
+    resolver = PathResolver(workspace)
+    problems: list[str] = []
+    targets = [(resolver.generations_csv_path(), validate_generations)]
+    try:
+        if run_id is not None:
+            targets.append((resolver.manifest_path(validate_id(run_id, "run_id")), validate_manifest))
+    except InputError as error:
+        raise _fail(error) from None
+    for path, check in targets:
+        if not path.exists():
+            problems.append(f"{path}: missing")
+            continue
+        try:
+            read_csv_table(path, check)
+        except TableError as error:
+            problems.extend(str(p) for p in error.problems)
+        except Archi3dError as error:
+            problems.append(str(error))
+    if problems:
+        typer.echo("\n".join(problems))
+        typer.echo(f"{len(problems)} problem(s) found", err=True)
+        raise typer.Exit(2)
+    typer.echo("valid: " + ", ".join(str(p) for p, _ in targets))
+
+
+@app.command()
+def demo(
+    workspace: Annotated[Path, typer.Option("--workspace", help="Folder to create the demo workspace in.")] = Path(
+        "demo-workspace"
+    ),
+    jobs: Annotated[int, typer.Option("--jobs", min=40, help="Jobs in the demo run.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same workspace.")] = 0,
+) -> None:
+    """Write a realistic demo workspace (every situation consolidate handles) to practise on."""
+    from archi3d.demo import build_demo_workspace
+
+    if workspace.exists() and any(workspace.iterdir()):
+        typer.echo(f"error: {workspace} exists and is not empty", err=True)
+        raise typer.Exit(2)
+    built = build_demo_workspace(workspace, jobs=jobs, seed=seed)
+    typer.echo(f"demo workspace written to {built.workspace}")
+    typer.echo(f"  run {built.run_id}: {jobs} jobs (and run {built.other_run_id} that must stay untouched)")
+    typer.echo(f"  next: archi3d consolidate --workspace {workspace} --run-id {built.run_id}")
+
+
+def main() -> None:
+    app()
