@@ -12,11 +12,25 @@ from archi3d.errors import (
     UnknownRunError,
     WriteRefusedError,
 )
+from archi3d.consolidate import ConsolidateOptions, Summary, consolidate
+from archi3d.model import Evidence, GenerationRow, Job, Status
 from archi3d.paths import PathResolver, validate_id
+from archi3d.read import object_file, rows_of_run
+from archi3d.reconcile import StalePolicy
 from archi3d.upsert import update_csv_atomic
 
 __all__ = [
     "Archi3dError",
+    "ConsolidateOptions",
+    "Evidence",
+    "GenerationRow",
+    "Job",
+    "StalePolicy",
+    "Status",
+    "Summary",
+    "consolidate",
+    "object_file",
+    "rows_of_run",
     "InputError",
     "InvalidIdError",
     "LockTimeoutError",

@@ -279,7 +279,7 @@ def consolidate(
         append_log_record(resolver.metrics_log_path(), result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
-        plan, written = _write(resolver, base, table, plan, groups, jobs, manifest, evidence, options, moment, disk)
+        plan, written = _write(resolver, table, plan, paths, jobs, manifest, evidence, options, moment, disk)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
@@ -287,10 +287,9 @@ def consolidate(
 
 def _write(
     resolver: PathResolver,
-    base: CsvTable,
     table: CsvTable | None,
     plan: _Plan,
-    groups: Mapping[str, list[int]],
+    paths: Mapping[str, JobPaths],
     jobs: Sequence[str],
     manifest: Mapping[str, Job],
     evidence: Mapping[str, Evidence],
@@ -298,9 +297,14 @@ def _write(
     now: dt.datetime,
     disk: RunDisk,
 ) -> tuple[_Plan, bool]:
-    """Under the lock: merge against the file as it is now, reconciling again rows that changed."""
+    """Under the lock: merge against the file as it is now, reconciling again rows that changed.
+
+    Rows are pure functions of (row, evidence): reconciling the fresh file again gives the same
+    decisions for rows nobody touched, and fresh ones for rows a worker changed meanwhile.
+    """
     path = resolver.generations_csv_path()
     resolver.tables_root.mkdir(parents=True, exist_ok=True)
+    base = table if table is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
     with table_lock(path, options.lock_timeout):
         current_bytes = path.read_bytes() if path.exists() else None
         if current_bytes != (table.data if table is not None else None):
@@ -310,11 +314,11 @@ def _write(
             rows = _rows_of(fresh, groups, jobs)
             evidence = dict(evidence)
             for job_id, group in rows.items():
-                paths = _job_paths(group)
-                if paths != _job_paths([]):
+                named = _job_paths(group)
+                if named != paths.get(job_id):
                     evidence[job_id] = scan_job(
-                        resolver, options.run_id, job_id, disk, paths.all_paths, paths.previews,
-                        paths.gen_object, evidence[job_id].log_event,
+                        resolver, options.run_id, job_id, disk, named.all_paths, named.previews,
+                        named.gen_object, evidence[job_id].log_event,
                     )  # fmt: skip
             plan = _plan(base, groups, rows, jobs, manifest, evidence, options, now)
             _check_written(plan, path)
