@@ -63,8 +63,11 @@ def parse_timestamp(text: str) -> dt.datetime | None:
         return None
     if _ISO.fullmatch(text) is None:
         raise ValueError(f"expected an ISO 8601 timestamp, found {text!r}")
-    moment = dt.datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
 def format_timestamp(moment: dt.datetime | None) -> str:

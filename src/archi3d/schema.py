@@ -21,7 +21,7 @@ __all__ = ["GENERATIONS_SCHEMA", "MANIFEST_SCHEMA", "check_frame", "validate_gen
 
 _ID = ID_PATTERN.pattern
 _TIMESTAMP = (
-    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"(19|2\d)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
     r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?"
 )
 _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
@@ -29,7 +29,7 @@ _UNSAFE_PATH = r"^(?:[/\\]|[A-Za-z]:)|(?:^|[/\\])\.\.(?:[/\\]|$)|\x00"
 
 ID_RULE = "expected 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 STATUS_RULE = "expected one of " + ", ".join(s.value for s in Status)
-TIMESTAMP_RULE = "expected an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00+00:00) or empty"
+TIMESTAMP_RULE = "expected an ISO 8601 timestamp of years 1900-2999 (e.g. 2026-01-31T12:00:00+00:00) or empty"
 NUMBER_RULE = "expected a number or empty"
 PATH_RULE = "expected a workspace-relative path (not absolute, no '..') or empty"
 
