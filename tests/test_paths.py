@@ -140,14 +140,18 @@ def test_rel_to_workspace_raises_outside(tmp_path: Path, outside: str) -> None:
 
 def test_resolve_rel_accepts_posix_and_windows_relative(tmp_path: Path) -> None:
     r = PathResolver(tmp_path)
-    assert r.resolve_rel("runs/r1/outputs/j1/generated.glb") == tmp_path / "runs" / "r1" / "outputs" / "j1" / "generated.glb"
+    expected = tmp_path / "runs" / "r1" / "outputs" / "j1" / "generated.glb"
+    assert r.resolve_rel("runs/r1/outputs/j1/generated.glb") == expected
     assert r.resolve_rel("runs\\r1\\y.glb") == tmp_path / "runs" / "r1" / "y.glb"
     assert r.resolve_rel("a..b/c") == tmp_path / "a..b" / "c"
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["/etc/passwd", "/", "C:\\x\\y.glb", "c:/x", "\\\\server\\share", "..", "../x", "runs/../../x", "runs\\..\\x", "a/..", ""],
+    [
+        "/etc/passwd", "/", "C:\\x\\y.glb", "c:/x", "\\\\server\\share",
+        "..", "../x", "runs/../../x", "runs\\..\\x", "a/..", "",
+    ],  # fmt: skip
 )
 def test_resolve_rel_rejects_absolute_and_parent(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InputError):

@@ -17,7 +17,7 @@ from archi3d.columns import GENERATIONS_COLUMNS, PREVIEW_COLUMNS
 from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
 from archi3d.errors import StrictConflictError, UnknownRunError
 from archi3d.model import Evidence, GenerationRow, Job, Status
-from archi3d.paths import PathResolver, validate_id
+from archi3d.paths import PathResolver, to_posix, validate_id
 from archi3d.reconcile import Conflict, Decision, Options, StalePolicy, merge_duplicates, reconcile
 from archi3d.scan import JobPaths, Progress, RunDisk, scan_job, scan_run
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations, validate_manifest
@@ -68,20 +68,18 @@ class Summary:
     status_histogram_before: Mapping[str, int]
     status_histogram_after: Mapping[str, int]
     conflicts: tuple[Conflict, ...]
-    orphan_ids: tuple[str, ...]
     timestamp: str
     elapsed_s: float
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"event": "consolidate"}
         for field in attrs.fields(Summary):
-            if field.name in ("conflicts", "orphan_ids"):
+            if field.name == "conflicts":
                 continue
             value = getattr(self, field.name)
             record[field.name] = dict(value) if isinstance(value, Mapping) else value
         record["conflicts"] = [c.to_record() for c in self.conflicts[:MAX_CONFLICTS]]
         record["conflicts_truncated"] = len(self.conflicts) > MAX_CONFLICTS
-        record["orphan_job_ids"] = list(self.orphan_ids[:MAX_CONFLICTS])
         return record
 
 
@@ -159,6 +157,7 @@ def _plan(
     evidence: Mapping[str, Evidence],
     options: ConsolidateOptions,
     now: dt.datetime,
+    orphans: Sequence[str],
 ) -> _Plan:
     counts: Counter[str] = Counter()
     conflicts: list[Conflict] = []
@@ -169,6 +168,7 @@ def _plan(
     header_set = set(table.header)
     for job_id in jobs:
         group = rows.get(job_id, [])
+        counts["considered"] += len(group) or 1
         ev = evidence[job_id]
         if len(group) > 1:
             merged, conflict = merge_duplicates(group, ev)
@@ -221,6 +221,11 @@ def _plan(
             written.append((next_line, dict(zip(header, text))))
             next_line += 1
             counts["upsert_inserted"] += 1
+    counts["orphans"] = len(orphans)
+    conflicts.extend(
+        Conflict(job_id, "orphan", "outputs or markers of a job in neither the CSV nor the manifest", resolved=False)
+        for job_id in orphans
+    )
     counts["conflicts_resolved"] = sum(c.resolved for c in conflicts)
     return _Plan(replaced, appended, added, written, decisions, dict(counts), conflicts, before, after)
 
@@ -263,23 +268,25 @@ def consolidate(
     rows = _rows_of(table, groups, jobs)
     paths = {j: _job_paths(rows.get(j, [])) for j in jobs}
     evidence, disk = scan_run(resolver, run_id, paths, progress)
-    known = set(groups) | set(manifest)
-    orphans = tuple(sorted(disk.job_ids() - known))
+    prefix = f"runs/{run_id}/outputs/"
+    legacy_folders = {  # e.g. outputs/<algo>/ of old layouts: named by rows, not a job's folder
+        p[len(prefix) :].split("/", 1)[0] for named in paths.values() for p in map(to_posix, named.all_paths) if p.startswith(prefix)
+    }
+    orphans = tuple(sorted(disk.job_ids() - set(groups) - set(manifest) - legacy_folders))
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
-    plan = _plan(base, groups, rows, jobs, manifest, evidence, options, moment)
+    plan = _plan(base, groups, rows, jobs, manifest, evidence, options, moment, orphans)
     _check_written(plan, csv_path)
     written = False
-    considered = sum(len(groups.get(j, [])) or 1 for j in jobs)
 
     def summary() -> Summary:
-        return _summary(options, plan, considered, orphans, written, moment, time.monotonic() - started)
+        return _summary(options, plan, written, moment, time.monotonic() - started)
 
     if options.strict and plan.conflicts:
         result = summary()
         append_log_record(resolver.metrics_log_path(), result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
-        plan, written = _write(resolver, table, plan, paths, jobs, manifest, evidence, options, moment, disk)
+        plan, written = _write(resolver, table, plan, paths, jobs, manifest, evidence, options, moment, disk, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
@@ -296,6 +303,7 @@ def _write(
     options: ConsolidateOptions,
     now: dt.datetime,
     disk: RunDisk,
+    orphans: Sequence[str],
 ) -> tuple[_Plan, bool]:
     """Under the lock: merge against the file as it is now, reconciling again rows that changed.
 
@@ -320,7 +328,7 @@ def _write(
                         resolver, options.run_id, job_id, disk, named.all_paths, named.previews,
                         named.gen_object, evidence[job_id].log_event,
                     )  # fmt: skip
-            plan = _plan(base, groups, rows, jobs, manifest, evidence, options, now)
+            plan = _plan(base, groups, rows, jobs, manifest, evidence, options, now, orphans)
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
                 return plan, False
@@ -331,8 +339,6 @@ def _write(
 def _summary(
     options: ConsolidateOptions,
     plan: _Plan,
-    considered: int,
-    orphans: tuple[str, ...],
     written: bool,
     now: dt.datetime,
     elapsed: float,
@@ -343,7 +349,7 @@ def _summary(
         dry_run=options.dry_run,
         strict=options.strict,
         written=written,
-        considered=considered,
+        considered=c.get("considered", 0),
         upsert_inserted=c.get("upsert_inserted", 0),
         upsert_updated=c.get("upsert_updated", 0),
         unchanged=c.get("unchanged", 0),
@@ -354,11 +360,10 @@ def _summary(
         missing_outputs=c.get("missing_outputs", 0),
         invalid_previews=c.get("invalid_previews", 0),
         not_in_manifest=c.get("not_in_manifest", 0),
-        orphans=len(orphans),
+        orphans=c.get("orphans", 0),
         status_histogram_before=dict(sorted(plan.before.items())),
         status_histogram_after=dict(sorted(plan.after.items())),
         conflicts=tuple(plan.conflicts),
-        orphan_ids=orphans,
         timestamp=now.isoformat(),
         elapsed_s=round(elapsed, 3),
     )

@@ -148,7 +148,8 @@ def _frame_with_pyarrow(data: bytes, header_end: int, width: int) -> pd.DataFram
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()  # pyarrow is untyped: name the type for mypy --strict
+    return frame
 
 
 def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
@@ -163,16 +164,19 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
     bom = data.startswith(BOM)
     offset = len(BOM) if bom else 0
     starts, ends, lines, unterminated = _split_records(data, offset)
-    if not starts:
-        raise TableError.single(name, 1, None, "empty file: expected a header line")
     if unterminated is not None:
         raise TableError.single(name, unterminated, None, "quoted field never closed (unbalanced '\"')")
+    if not starts:
+        raise TableError.single(name, 1, None, "empty file: expected a header line")
     problems: list[Problem] = []
     header_raw = data[starts[0] : ends[0]]
     header_text = _decode(header_raw, name, lines[0], problems)
     if header_text is None:
         raise TableError(problems)
-    header = tuple(_parse_record(header_text.rstrip("\r\n")))
+    try:
+        header = tuple(_parse_record(header_text.rstrip("\r\n")))
+    except csv.Error as error:
+        raise TableError.single(name, lines[0], None, f"malformed CSV header ({error})") from None
     seen: set[str] = set()
     for title in header:
         if title in seen:

@@ -23,7 +23,8 @@ __all__ = [
     "reconcile",
 ]
 
-DOWNGRADE_MESSAGE = "missing generated.glb; downgraded by consolidate"
+DOWNGRADED = "downgraded by consolidate"
+DOWNGRADE_MESSAGE = f"missing generated.glb; {DOWNGRADED}"
 
 
 class StalePolicy(enum.Enum):
@@ -97,7 +98,12 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
     """The status table of the spec, first match wins, then the override and monotonicity."""
     csv = row.status
     job = row.job_id
-    has_object = ev.has_object and ev.metadata_mismatch is None
+    has_object = ev.has_object
+    started = ev.inprogress_at
+    fresh = started is not None and (now - started).total_seconds() < options.heartbeat_timeout
+    heartbeat = f"{'fresh' if fresh else 'stale'} .inprogress at {_t(started)}"
+    if csv is Status.COMPLETED and has_object and ev.has_inprogress:
+        out.append(Conflict(job, "rerun_beside_completed", f"{heartbeat} beside a completed row with its object"))
     if ev.has_completed and ev.has_failed:
         out.append(Conflict(job, "completed_and_failed_markers", ".completed and .failed markers both present"))
     if ev.has_completed and not has_object:
@@ -111,7 +117,7 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
 
     if csv is Status.COMPLETED and not has_object:
         cause = ev.metadata_mismatch or "object missing or empty"
-        error = f"{ev.metadata_mismatch}; downgraded by consolidate" if ev.metadata_mismatch else DOWNGRADE_MESSAGE
+        error = f"{ev.metadata_mismatch}; {DOWNGRADED}" if ev.metadata_mismatch else DOWNGRADE_MESSAGE
         return _Verdict(Status.FAILED, f"completed row without its object ({cause})", error, downgraded=True)
     if ev.has_completed and has_object:
         return _Verdict(Status.COMPLETED, f".completed marker at {_t(ev.completed_at)} and {ev.object_path}", from_markers=True)
@@ -120,11 +126,11 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
             out.append(Conflict(job, "failed_beside_completed", f".failed marker at {_t(ev.failed_at)}: the latest attempt failed"))
         return _Verdict(Status.FAILED, f".failed marker at {_t(ev.failed_at)}", from_markers=True)
     if ev.has_inprogress:
-        started = ev.inprogress_at
-        fresh = started is not None and (now - started).total_seconds() < options.heartbeat_timeout
         if csv is Status.COMPLETED:
-            state = "fresh" if fresh else "stale"
-            out.append(Conflict(job, "rerun_beside_completed", f"{state} .inprogress at {_t(started)} beside a completed row with its object"))
+            return _Verdict(csv, "")
+        if csv is Status.FAILED and DOWNGRADED in row.error_msg:
+            # Was completed: a heartbeat alone must not take it lower than the downgrade did.
+            out.append(Conflict(job, "rerun_beside_downgraded", f"{heartbeat} beside a row downgraded from completed"))
             return _Verdict(csv, "")
         if fresh:
             return _Verdict(Status.RUNNING, f"fresh heartbeat: .inprogress at {_t(started)}", from_markers=True)
@@ -163,13 +169,11 @@ def _fill_times(row: GenerationRow, ev: Evidence) -> GenerationRow:
 
 def _fill_paths(row: GenerationRow, ev: Evidence) -> GenerationRow:
     changes: dict[str, Any] = {}
-    if ev.object_path and ev.metadata_mismatch is None and row.gen_object_path != ev.object_path:
+    if ev.object_path and row.gen_object_path != ev.object_path:
         changes["gen_object_path"] = ev.object_path
     for slot, column in enumerate(PREVIEW_COLUMNS):
         recorded = getattr(row, column)
-        if recorded and recorded not in ev.existing_paths:
-            changes[column] = ""
-        elif not recorded and ev.previews[slot]:
+        if recorded != ev.previews[slot] and (not recorded or recorded not in ev.existing_paths):
             changes[column] = ev.previews[slot]
     return attrs.evolve(row, **changes) if changes else row
 
@@ -188,9 +192,7 @@ def reconcile(
     current = _posix_paths(_base_row(row, job, run_id, job_id))
     conflicts: list[Conflict] = []
     verdict = _verdict(current, evidence, options, now, conflicts)
-    missing_output = (current.status is Status.COMPLETED or evidence.has_completed) and not (
-        evidence.has_object and evidence.metadata_mismatch is None
-    )
+    missing_output = (current.status is Status.COMPLETED or evidence.has_completed) and not evidence.has_object
     changed = verdict.status is not current.status
     if changed and not options.fix_status:
         conflicts.append(
@@ -224,7 +226,7 @@ def merge_duplicates(rows: Sequence[GenerationRow], evidence: Evidence) -> tuple
     """One row from several rows of one job: highest status wins, then column by column.
 
     Non-empty beats empty, for paths an existing file beats a missing one, error_msg comes from the
-    winner only. The merged row keeps the first row's source text and line.
+    winner only. Every cell keeps the text of the row it came from; the merged row stands at the first's line.
     """
     winner = max(rows, key=lambda r: (r.status.precedence, -rows.index(r)))
     ordered = [winner, *(r for r in rows if r is not winner)]
@@ -247,7 +249,6 @@ def merge_duplicates(rows: Sequence[GenerationRow], evidence: Evidence) -> tuple
         if source is not first and values[index] != first.source.get(column, ""):
             taken.setdefault(f"line {source.line}", []).append(column)
     merged = GenerationRow.from_cells(cells, line=first.line)
-    merged = attrs.evolve(merged, source=first.source)
     lines = ", ".join(str(r.line) for r in rows)
     detail = f"rows at lines {lines} merged; winner line {winner.line} ({winner.status})"
     if taken:

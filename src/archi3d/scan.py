@@ -255,7 +255,9 @@ def scan_job(
             return None if mismatch is not None else files.get(posix[len(rel_folder) + 1 :])
         return _stat_file(resolver, posix)
 
-    existing = frozenset(to_posix(p) for p in recorded_paths if p and (f := lookup(p)) is not None and f.regular)
+    existing = frozenset(
+        to_posix(p) for p in (*recorded_paths, *recorded_previews) if p and (f := lookup(p)) is not None and f.regular
+    )
 
     chosen: _File | None = None
     candidates: tuple[str, ...] = ()
@@ -276,7 +278,7 @@ def scan_job(
     previews = ["", "", ""]
     invalid: list[str] = []
     for slot in range(3):
-        if recorded_previews[slot]:
+        if recorded_previews[slot] and to_posix(recorded_previews[slot]) in existing:
             continue
         entry = files.get(f"preview_{slot + 1}.png")
         if entry is None:

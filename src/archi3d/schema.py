@@ -102,13 +102,13 @@ def _problems(cases: pd.DataFrame, file: str, lines: Sequence[int]) -> list[Prob
         value = case.get("failure_case")
         if check == "column_in_dataframe" or index is None or pd.isna(index):
             missing = str(value)
-            key = (None, missing, "missing")
+            key: tuple[int | None, str | None, str] = (None, missing, "missing")
             if key not in seen:
                 seen.add(key)
                 problems.append(Problem(file, 1, missing, "required column is missing from the header"))
             continue
         line = lines[int(index)]
-        key = (line, str(column), check)
+        key = (line, str(column), check)  # one problem per cell and rule
         if key in seen:
             continue
         seen.add(key)
