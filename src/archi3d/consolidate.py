@@ -19,7 +19,7 @@ from archi3d.errors import StrictConflictError, UnknownRunError
 from archi3d.model import Evidence, GenerationRow, Job, Status
 from archi3d.paths import PathResolver, to_posix, validate_id
 from archi3d.reconcile import Conflict, Decision, Options, StalePolicy, merge_duplicates, reconcile
-from archi3d.scan import JobPaths, Progress, RunDisk, scan_job, scan_run
+from archi3d.scan import Progress, Recorded, RunScanner
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations, validate_manifest
 
 __all__ = ["ConsolidateOptions", "Summary", "consolidate", "read_manifest"]
@@ -131,13 +131,25 @@ class _Plan:
     after: Counter[str]
 
 
-def _job_paths(rows: Sequence[GenerationRow]) -> JobPaths:
-    paths = tuple(dict.fromkeys(p for r in rows for c in ("gen_object_path", *PREVIEW_COLUMNS) if (p := r.cell(c))))
-    first = rows[0] if rows else None
-    if first is None:
-        return JobPaths()
+_RECORDED_PATHS = ("gen_object_path", *PREVIEW_COLUMNS)
+
+
+def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
+    if not rows:
+        return Recorded()
+    paths = tuple(dict.fromkeys(p for r in rows for c in _RECORDED_PATHS if (p := getattr(r, c))))
     winner = max(rows, key=lambda r: (r.status.precedence, -rows.index(r)))
-    return JobPaths(paths, (winner.preview_1_path, winner.preview_2_path, winner.preview_3_path), winner.gen_object_path)
+    settled = (
+        winner.status
+        if len(rows) == 1
+        and winner.status in (Status.COMPLETED, Status.FAILED)
+        and winner.generation_start is not None
+        and winner.generation_end is not None
+        else None
+    )
+    return Recorded(
+        paths, (winner.preview_1_path, winner.preview_2_path, winner.preview_3_path), winner.gen_object_path, settled
+    )
 
 
 def _rows_of(table: CsvTable | None, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> dict[str, list[GenerationRow]]:
@@ -266,13 +278,14 @@ def consolidate(
     statuses = table.column("status") if table is not None else []
     jobs = _select(groups, statuses, manifest, options)
     rows = _rows_of(table, groups, jobs)
-    paths = {j: _job_paths(rows.get(j, [])) for j in jobs}
-    evidence, disk = scan_run(resolver, run_id, paths, progress)
+    recorded = {j: _recorded(rows.get(j, [])) for j in jobs}
+    scanner = RunScanner(resolver, run_id)
+    evidence = scanner.scan(recorded, progress)
     prefix = f"runs/{run_id}/outputs/"
     legacy_folders = {  # e.g. outputs/<algo>/ of old layouts: named by rows, not a job's folder
-        p[len(prefix) :].split("/", 1)[0] for named in paths.values() for p in map(to_posix, named.all_paths) if p.startswith(prefix)
+        p[len(prefix) :].split("/", 1)[0] for r in recorded.values() for p in map(to_posix, r.paths) if p.startswith(prefix)
     }
-    orphans = tuple(sorted(disk.job_ids() - set(groups) - set(manifest) - legacy_folders))
+    orphans = tuple(sorted(scanner.job_ids_on_disk() - set(groups) - set(manifest) - legacy_folders))
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
     plan = _plan(base, groups, rows, jobs, manifest, evidence, options, moment, orphans)
     _check_written(plan, csv_path)
@@ -286,7 +299,7 @@ def consolidate(
         append_log_record(resolver.metrics_log_path(), result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
-        plan, written = _write(resolver, table, plan, paths, jobs, manifest, evidence, options, moment, disk, orphans)
+        plan, written = _write(resolver, table, plan, recorded, jobs, manifest, evidence, options, moment, scanner, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
@@ -296,13 +309,13 @@ def _write(
     resolver: PathResolver,
     table: CsvTable | None,
     plan: _Plan,
-    paths: Mapping[str, JobPaths],
+    recorded: Mapping[str, Recorded],
     jobs: Sequence[str],
     manifest: Mapping[str, Job],
     evidence: Mapping[str, Evidence],
     options: ConsolidateOptions,
     now: dt.datetime,
-    disk: RunDisk,
+    scanner: RunScanner,
     orphans: Sequence[str],
 ) -> tuple[_Plan, bool]:
     """Under the lock: merge against the file as it is now, reconciling again rows that changed.
@@ -322,12 +335,9 @@ def _write(
             rows = _rows_of(fresh, groups, jobs)
             evidence = dict(evidence)
             for job_id, group in rows.items():
-                named = _job_paths(group)
-                if named != paths.get(job_id):
-                    evidence[job_id] = scan_job(
-                        resolver, options.run_id, job_id, disk, named.all_paths, named.previews,
-                        named.gen_object, evidence[job_id].log_event,
-                    )  # fmt: skip
+                now_recorded = _recorded(group)
+                if now_recorded != recorded.get(job_id):
+                    evidence[job_id] = scanner.evidence(job_id, now_recorded)
             plan = _plan(base, groups, rows, jobs, manifest, evidence, options, now, orphans)
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):

@@ -158,7 +158,8 @@ class GenerationRow:
         """
         values: dict[str, Any] = {name: cells.get(name, "") for name in _TEXT_FIELDS}
         for name, hook, kind in _TYPED_HOOKS:
-            values[name] = hook(cells.get(name, ""), kind)
+            text = cells.get(name, "")
+            values[name] = hook(text, kind) if text or name == "status" else None
         extra = {k: v for k, v in cells.items() if k not in _KNOWN}
         return cls(**values, extra=extra, source=cells, line=line)
 

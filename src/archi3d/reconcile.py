@@ -164,6 +164,8 @@ def _fill_times(row: GenerationRow, ev: Evidence) -> GenerationRow:
     duration = row.generation_duration_s
     if duration is None and start is not None and end is not None:
         duration = round((end - start).total_seconds(), 3)
+    if (start, end, duration) == (row.generation_start, row.generation_end, row.generation_duration_s):
+        return row
     return attrs.evolve(row, generation_start=start, generation_end=end, generation_duration_s=duration)
 
 

@@ -6,15 +6,15 @@ import datetime as dt
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
 
 from archi3d.model import Evidence, LogEvent, Status, parse_timestamp
-from archi3d.paths import ID_PATTERN, PathResolver, is_safe_relative, to_posix
+from archi3d.paths import ID_PATTERN, PathResolver, is_safe_relative, to_posix, validate_id
 
-__all__ = ["ERROR_LIMIT", "RunDisk", "read_worker_events", "scan_job", "scan_run"]
+__all__ = ["ERROR_LIMIT", "Recorded", "RunScanner", "marker_time", "read_error_text", "read_worker_events"]
 
 UTC = dt.timezone.utc
 ERROR_LIMIT = 2000
@@ -26,43 +26,11 @@ _EVENTS = {"job_completed": Status.COMPLETED, "job_failed": Status.FAILED}
 Progress = Callable[[int, int], None]
 
 
-@attrs.frozen
-class RunDisk:
-    """One listing of a run's state/ and outputs/ folders."""
-
-    markers: Mapping[str, Mapping[str, str]]  # job_id -> kind -> file name in state/
-    output_folders: frozenset[str]
-
-    @classmethod
-    def from_run(cls, resolver: PathResolver, run_id: str) -> RunDisk:
-        markers: dict[str, dict[str, str]] = {}
-        for name in _list_names(resolver.state_dir(run_id)):
-            for kind, suffix in _MARKERS:
-                if name.endswith(suffix):
-                    job_id = name[: -len(suffix)]
-                    if ID_PATTERN.fullmatch(job_id):
-                        markers.setdefault(job_id, {})[kind] = name
-                    break
-        folders = frozenset(n for n in _list_names(resolver.outputs_dir(run_id), folders_only=True) if ID_PATTERN.fullmatch(n))
-        return cls(markers, folders)
-
-    def job_ids(self) -> set[str]:
-        return {job for job, kinds in self.markers.items() if kinds.keys() - {"error.txt"}} | set(self.output_folders)
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, UTC)
 
 
-def _list_names(folder: Path, folders_only: bool = False) -> list[str]:
-    try:
-        with os.scandir(folder) as entries:
-            return [e.name for e in entries if not folders_only or e.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _mtime(st: os.stat_result) -> dt.datetime:
-    return dt.datetime.fromtimestamp(st.st_mtime, UTC)
-
-
-def _read_head(path: Path, limit: int) -> tuple[bytes, int] | None:
+def _read_head(path: str | Path, limit: int) -> tuple[bytes, int] | None:
     """The first `limit` bytes and the size of a regular file; None if it cannot be read."""
     try:
         with open(path, "rb") as handle:
@@ -74,7 +42,7 @@ def _read_head(path: Path, limit: int) -> tuple[bytes, int] | None:
         return None
 
 
-def marker_time(path: Path) -> dt.datetime | None:
+def marker_time(path: str | Path) -> dt.datetime | None:
     """The timestamp written inside a marker (reference text or JSON); its mtime when it has none."""
     head = _read_head(path, 4096)
     if head is None:
@@ -100,12 +68,12 @@ def marker_time(path: Path) -> dt.datetime | None:
     if moment is not None:
         return moment
     try:
-        return _mtime(path.stat())
+        return _utc(os.stat(path).st_mtime)
     except OSError:
         return None
 
 
-def read_error_text(path: Path) -> str | None:
+def read_error_text(path: str | Path) -> str | None:
     """The first ERROR_LIMIT characters of error.txt (bounded read), marked when longer."""
     head = _read_head(path, ERROR_LIMIT * 4 + 4)
     if head is None:
@@ -148,53 +116,7 @@ def read_worker_events(path: Path, run_id: str) -> dict[str, LogEvent]:
     return events
 
 
-@attrs.frozen
-class _File:
-    rel: str
-    size: int
-    mtime: dt.datetime
-    regular: bool
-
-
-def _inside(resolver: PathResolver, path: Path) -> bool:
-    try:
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(resolver.workspace))
-    except ValueError:
-        return False
-    return True
-
-
-def _stat_file(resolver: PathResolver, rel: str) -> _File | None:
-    if not is_safe_relative(rel):
-        return None
-    path = resolver.workspace / to_posix(rel)
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    if path.is_symlink() and not _inside(resolver, path):
-        return None
-    return _File(to_posix(rel), st.st_size, _mtime(st), stat.S_ISREG(st.st_mode))
-
-
-def _list_job_folder(resolver: PathResolver, folder: Path, rel_folder: str) -> dict[str, _File]:
-    files: dict[str, _File] = {}
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                try:
-                    st = entry.stat()
-                except OSError:
-                    continue
-                if entry.is_symlink() and not _inside(resolver, Path(entry.path)):
-                    continue
-                files[entry.name] = _File(f"{rel_folder}/{entry.name}", st.st_size, _mtime(st), stat.S_ISREG(st.st_mode))
-    except OSError:
-        pass
-    return files
-
-
-def _metadata_mismatch(path: Path, run_id: str, job_id: str, rel_folder: str) -> str | None:
+def _metadata_mismatch(path: str, run_id: str, job_id: str, rel_folder: str) -> str | None:
     head = _read_head(path, 1 << 20)
     if head is None:
         return None
@@ -212,128 +134,184 @@ def _metadata_mismatch(path: Path, run_id: str, job_id: str, rel_folder: str) ->
     return f"{rel_folder}/metadata.json names {said}"
 
 
-def _is_png(resolver: PathResolver, entry: _File) -> bool:
-    if not entry.regular or entry.size < len(PNG_SIGNATURE):
-        return False
-    head = _read_head(resolver.workspace / entry.rel, len(PNG_SIGNATURE))
-    return head is not None and head[0] == PNG_SIGNATURE
-
-
-def scan_job(
-    resolver: PathResolver,
-    run_id: str,
-    job_id: str,
-    disk: RunDisk,
-    recorded_paths: Iterable[str] = (),
-    recorded_previews: tuple[str, str, str] = ("", "", ""),
-    recorded_object: str = "",
-    log_event: LogEvent | None = None,
-) -> Evidence:
-    """Everything the disk says about one job; `recorded_*` are the paths its CSV row(s) name."""
-    state = resolver.state_dir(run_id)
-    kinds = disk.markers.get(job_id, {})
-    times = {kind: marker_time(state / name) for kind, name in kinds.items() if kind != "error.txt"}
-    error_text = read_error_text(state / kinds["error.txt"]) if "error.txt" in kinds else None
-
-    rel_folder = f"runs/{run_id}/outputs/{job_id}"
-    files = (
-        _list_job_folder(resolver, resolver.job_outputs_dir(run_id, job_id), rel_folder)
-        if job_id in disk.output_folders
-        else {}
-    )
-    mismatch = (
-        _metadata_mismatch(resolver.workspace / files["metadata.json"].rel, run_id, job_id, rel_folder)
-        if "metadata.json" in files
-        else None
-    )
-    if mismatch is not None:
-        files = {}
-
-    def lookup(rel: str) -> _File | None:
-        posix = to_posix(rel)
-        if posix.startswith(rel_folder + "/") and "/" not in posix[len(rel_folder) + 1 :]:
-            return None if mismatch is not None else files.get(posix[len(rel_folder) + 1 :])
-        return _stat_file(resolver, posix)
-
-    existing = frozenset(
-        to_posix(p) for p in (*recorded_paths, *recorded_previews) if p and (f := lookup(p)) is not None and f.regular
-    )
-
-    chosen: _File | None = None
-    candidates: tuple[str, ...] = ()
-    recorded = lookup(recorded_object) if recorded_object else None
-    if recorded is not None and recorded.regular and recorded.size > 0:
-        chosen = recorded
-    elif (generated := files.get("generated.glb")) is not None and generated.regular and generated.size > 0:
-        chosen = generated
-    else:
-        glbs = sorted(
-            (f for n, f in files.items() if n.lower().endswith(".glb") and f.regular and f.size > 0),
-            key=lambda f: (f.mtime, f.rel),
-        )
-        if glbs:
-            chosen = glbs[-1]
-            candidates = tuple(f.rel for f in glbs) if len(glbs) > 1 else ()
-
-    previews = ["", "", ""]
-    invalid: list[str] = []
-    for slot in range(3):
-        if recorded_previews[slot] and to_posix(recorded_previews[slot]) in existing:
-            continue
-        entry = files.get(f"preview_{slot + 1}.png")
-        if entry is None:
-            continue
-        if _is_png(resolver, entry):
-            previews[slot] = entry.rel
-        else:
-            invalid.append(entry.rel)
-
-    regular = [f for f in files.values() if f.regular]
-    return Evidence(
-        inprogress_at=times.get("inprogress"),
-        completed_at=times.get("completed"),
-        failed_at=times.get("failed"),
-        has_inprogress="inprogress" in kinds,
-        has_completed="completed" in kinds,
-        has_failed="failed" in kinds,
-        object_path=chosen.rel if chosen else None,
-        object_size=chosen.size if chosen else 0,
-        object_mtime=chosen.mtime if chosen else None,
-        object_candidates=candidates,
-        previews=(previews[0], previews[1], previews[2]),
-        invalid_previews=tuple(invalid),
-        earliest_output_at=min((f.mtime for f in regular), default=None),
-        existing_paths=existing,
-        error_text=error_text,
-        metadata_mismatch=mismatch,
-        log_event=log_event,
-    )
-
-
 @attrs.frozen
-class JobPaths:
-    """The paths a job's CSV row(s) name, which the scan checks on disk."""
+class Recorded:
+    """What a job's CSV row(s) record, which the scan checks against the disk."""
 
-    all_paths: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
     previews: tuple[str, str, str] = ("", "", "")
     gen_object: str = ""
+    settled: Status | None = None
+    """A terminal status the row already holds with its times: that marker's time is of no use."""
 
 
-def scan_run(
-    resolver: PathResolver,
-    run_id: str,
-    jobs: Mapping[str, JobPaths],
-    progress: Progress | None = None,
-) -> tuple[dict[str, Evidence], RunDisk]:
-    """Evidence for every job of `jobs`, with one listing of state/ and one per job outputs folder."""
-    disk = RunDisk.from_run(resolver, run_id)
-    events = read_worker_events(resolver.worker_log_path(), run_id)
-    evidence: dict[str, Evidence] = {}
-    total = len(jobs)
-    for done, (job_id, paths) in enumerate(jobs.items(), 1):
-        evidence[job_id] = scan_job(
-            resolver, run_id, job_id, disk, paths.all_paths, paths.previews, paths.gen_object, events.get(job_id)
+_Entry = tuple[int, float, bool]  # size, mtime, regular file
+
+
+def _list_names(folder: str, folders_only: bool = False) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.name for e in entries if not folders_only or e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+class RunScanner:
+    """Scans one run: one listing of state/ and outputs/ up front, then one listing per job folder."""
+
+    def __init__(self, resolver: PathResolver, run_id: str) -> None:
+        self.run_id = validate_id(run_id, "run_id")
+        self.workspace = str(resolver.workspace)
+        self._real_workspace = os.path.realpath(self.workspace)
+        self._state = str(resolver.state_dir(run_id))
+        self._outputs = str(resolver.outputs_dir(run_id))
+        self._rel_outputs = f"runs/{run_id}/outputs"
+        self.markers: dict[str, dict[str, str]] = {}
+        for name in _list_names(self._state):
+            for kind, suffix in _MARKERS:
+                if name.endswith(suffix):
+                    job_id = name[: -len(suffix)]
+                    if ID_PATTERN.fullmatch(job_id):
+                        self.markers.setdefault(job_id, {})[kind] = name
+                    break
+        self.output_folders = frozenset(
+            name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )
-        if progress is not None and (done % 1000 == 0 or done == total):
-            progress(done, total)
-    return evidence, disk
+        self.events = read_worker_events(resolver.worker_log_path(), run_id)
+
+    def job_ids_on_disk(self) -> set[str]:
+        """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""
+        marked = {job for job, kinds in self.markers.items() if kinds.keys() - {"error.txt"}}
+        return marked | set(self.output_folders)
+
+    def _inside(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == self._real_workspace or real.startswith(self._real_workspace + os.sep)
+
+    def _list_job_folder(self, job_id: str) -> dict[str, _Entry]:
+        files: dict[str, _Entry] = {}
+        try:
+            with os.scandir(os.path.join(self._outputs, job_id)) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    if entry.is_symlink() and not self._inside(entry.path):
+                        continue
+                    files[entry.name] = (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
+        except OSError:
+            pass
+        return files
+
+    def _stat(self, rel: str) -> _Entry | None:
+        if not is_safe_relative(rel):
+            return None
+        path = os.path.join(self.workspace, rel)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if os.path.islink(path) and not self._inside(path):
+            return None
+        return (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
+
+    def _is_png(self, rel: str) -> bool:
+        head = _read_head(os.path.join(self.workspace, rel), len(PNG_SIGNATURE))
+        return head is not None and head[0] == PNG_SIGNATURE
+
+    def evidence(self, job_id: str, recorded: Recorded = Recorded()) -> Evidence:
+        """Everything the disk says about one job."""
+        kinds = self.markers.get(job_id, {})
+        folder = f"{self._rel_outputs}/{job_id}"
+        files = self._list_job_folder(job_id) if job_id in self.output_folders else {}
+        mismatch = (
+            _metadata_mismatch(os.path.join(self._outputs, job_id, "metadata.json"), self.run_id, job_id, folder)
+            if "metadata.json" in files
+            else None
+        )
+        if mismatch is not None:
+            files = {}
+
+        def lookup(rel: str) -> _Entry | None:
+            posix = to_posix(rel)
+            name = posix[len(folder) + 1 :]
+            if posix.startswith(folder) and posix[len(folder) : len(folder) + 1] == "/" and "/" not in name:
+                return files.get(name)
+            return self._stat(posix)
+
+        existing = frozenset(
+            to_posix(p) for p in {*recorded.paths, *recorded.previews} if p and (e := lookup(p)) is not None and e[2]
+        )
+
+        chosen: tuple[str, _Entry] | None = None
+        candidates: tuple[str, ...] = ()
+        named = lookup(recorded.gen_object) if recorded.gen_object else None
+        generated = files.get("generated.glb")
+        if named is not None and named[2] and named[0] > 0:
+            chosen = (to_posix(recorded.gen_object), named)
+        elif generated is not None and generated[2] and generated[0] > 0:
+            chosen = (f"{folder}/generated.glb", generated)
+        else:
+            glbs = sorted(
+                (e[1], f"{folder}/{n}", e) for n, e in files.items() if n.lower().endswith(".glb") and e[2] and e[0] > 0
+            )
+            if glbs:
+                chosen = (glbs[-1][1], glbs[-1][2])
+                candidates = tuple(rel for _, rel, _ in glbs) if len(glbs) > 1 else ()
+
+        settled = None if recorded.settled is None else recorded.settled.value
+        if settled == Status.COMPLETED.value and chosen is None:
+            settled = None  # its time will be quoted in the conflict
+        times = {
+            kind: marker_time(os.path.join(self._state, name))
+            for kind, name in kinds.items()
+            if kind != "error.txt" and kind != settled
+        }
+        error_text = read_error_text(os.path.join(self._state, kinds["error.txt"])) if "error.txt" in kinds else None
+
+        previews = ["", "", ""]
+        invalid: list[str] = []
+        for slot in range(3):
+            if recorded.previews[slot] and to_posix(recorded.previews[slot]) in existing:
+                continue
+            name = f"preview_{slot + 1}.png"
+            entry = files.get(name)
+            if entry is None:
+                continue
+            rel = f"{folder}/{name}"
+            if entry[2] and entry[0] >= len(PNG_SIGNATURE) and self._is_png(rel):
+                previews[slot] = rel
+            else:
+                invalid.append(rel)
+
+        earliest = min((e[1] for e in files.values() if e[2]), default=None)
+        return Evidence(
+            inprogress_at=times.get("inprogress"),
+            completed_at=times.get("completed"),
+            failed_at=times.get("failed"),
+            has_inprogress="inprogress" in kinds,
+            has_completed="completed" in kinds,
+            has_failed="failed" in kinds,
+            object_path=chosen[0] if chosen else None,
+            object_size=chosen[1][0] if chosen else 0,
+            object_mtime=_utc(chosen[1][1]) if chosen else None,
+            object_candidates=candidates,
+            previews=(previews[0], previews[1], previews[2]),
+            invalid_previews=tuple(invalid),
+            earliest_output_at=None if earliest is None else _utc(earliest),
+            existing_paths=existing,
+            error_text=error_text,
+            metadata_mismatch=mismatch,
+            log_event=self.events.get(job_id),
+        )
+
+    def scan(self, jobs: Mapping[str, Recorded], progress: Progress | None = None) -> dict[str, Evidence]:
+        """Evidence for every job of `jobs`."""
+        evidence: dict[str, Evidence] = {}
+        total = len(jobs)
+        for done, (job_id, recorded) in enumerate(jobs.items(), 1):
+            evidence[job_id] = self.evidence(job_id, recorded)
+            if progress is not None and (done % 1000 == 0 or done == total):
+                progress(done, total)
+        return evidence
