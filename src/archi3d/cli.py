@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -23,8 +24,21 @@ app = typer.Typer(
 
 Workspace = Annotated[
     Optional[Path],
-    typer.Option("--workspace", help="Workspace folder (default: $ARCHI3D_WORKSPACE, else the current folder)."),
+    typer.Option(
+        "--workspace",
+        metavar="DIR",
+        show_default=False,
+        help="Workspace folder; default $ARCHI3D_WORKSPACE, else the current folder.",
+    ),
 ]
+
+
+class StalePolicyChoice(str, enum.Enum):
+    """--stale-policy values (mirrors archi3d.reconcile.StalePolicy, kept here so --help needs no heavy import)."""
+
+    requeue = "requeue"
+    fail = "fail"
+    keep = "keep"
 
 
 def _fail(error: Archi3dError) -> typer.Exit:
@@ -66,33 +80,54 @@ def _print_summary(record: dict[str, Any]) -> None:
     typer.echo("\n".join(lines))
 
 
-@app.command()
+@app.command(short_help="Reconcile a run's evidence with tables/generations.csv.")
 def consolidate(
-    run_id: Annotated[str, typer.Option("--run-id", help="The run to consolidate.")],
+    run_id: Annotated[str, typer.Option("--run-id", metavar="ID", help="The run to consolidate.")],
     workspace: Workspace = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and report; write nothing but the log record.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and report; write nothing but the metrics.log record.")
+    ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Any conflict is an error (exit 1); nothing written.")] = False,
     only_status: Annotated[
-        Optional[str], typer.Option("--only-status", help="Comma-separated CSV statuses of the jobs to consider.")
+        Optional[str],
+        typer.Option(
+            "--only-status",
+            metavar="LIST",
+            show_default=False,
+            help="Consider only jobs with these CSV statuses, comma-separated: enqueued,running,completed,failed.",
+        ),
     ] = None,
     fix_status: Annotated[
-        bool, typer.Option("--fix-status/--no-fix-status", help="Apply status changes (default) or only report them.")
+        bool, typer.Option("--fix-status/--no-fix-status", help="Apply status changes, or only report them.")
     ] = True,
-    max_rows: Annotated[Optional[int], typer.Option("--max-rows", min=0, help="Consider at most N jobs, in file order.")] = None,
+    max_rows: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-rows",
+            metavar="N",
+            min=0,
+            show_default=False,
+            help="Consider at most N jobs: CSV jobs in file order, then manifest-only jobs.",
+        ),
+    ] = None,
     heartbeat_timeout: Annotated[
-        float, typer.Option("--heartbeat-timeout", min=0, help="Seconds after which an .inprogress marker is stale.")
+        float,
+        typer.Option("--heartbeat-timeout", metavar="S", min=0, help="Seconds after which an .inprogress marker is stale."),
     ] = 600.0,
     stale_policy: Annotated[
-        str, typer.Option("--stale-policy", help="Stale heartbeat: requeue (default), fail or keep.")
-    ] = "requeue",
+        StalePolicyChoice,
+        typer.Option("--stale-policy", help="What a stale heartbeat with nothing terminal becomes."),
+    ] = StalePolicyChoice.requeue,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for the table lock (default 30).")
+        float, typer.Option("--lock-timeout", metavar="S", min=0, help="Seconds to wait for the table lock.")
     ] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON.")] = False,
 ) -> None:
-    """Reconcile a run's on-disk evidence with tables/generations.csv.
+    """Reconcile a run's on-disk evidence (markers, objects, previews, error files, worker log) with
+    tables/generations.csv, and append the summary to logs/metrics.log.
 
-    Exit status: 0 done; 1 --strict and conflicts found; 2 bad input; 3 table lock or replace timed out.
+    Exit status: 0 done; 1 --strict and conflicts found; 2 bad input; 3 the table lock or replace
+    timed out (nothing lost).
     """
     from archi3d.consolidate import ConsolidateOptions, Summary
     from archi3d.consolidate import consolidate as run_consolidate
@@ -108,8 +143,6 @@ def consolidate(
             if bad or not names:
                 raise InputError(f"--only-status: expected enqueued, running, completed or failed, found {only_status!r}")
             statuses = frozenset(Status(n) for n in names)
-        if stale_policy not in {p.value for p in StalePolicy}:
-            raise InputError(f"--stale-policy: expected requeue, fail or keep, found {stale_policy!r}")
         options = ConsolidateOptions(
             run_id=run_id,
             dry_run=dry_run,
@@ -118,7 +151,7 @@ def consolidate(
             fix_status=fix_status,
             max_rows=max_rows,
             heartbeat_timeout=heartbeat_timeout,
-            stale_policy=StalePolicy(stale_policy),
+            stale_policy=StalePolicy(stale_policy.value),
             lock_timeout=lock_timeout,
         )
         progress = _progress if sys.stderr.isatty() and not as_json else None
@@ -137,10 +170,13 @@ def consolidate(
         _print_summary(record)
 
 
-@app.command()
+@app.command(short_help="Check generations.csv (and a manifest) against the schema.")
 def validate(
     workspace: Workspace = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Also validate this run's manifest.csv.")] = None,
+    run_id: Annotated[
+        Optional[str],
+        typer.Option("--run-id", metavar="ID", show_default=False, help="Also validate this run's manifest.csv."),
+    ] = None,
 ) -> None:
     """Validate tables/generations.csv (and a run's manifest): one line per problem.
 
@@ -176,13 +212,13 @@ def validate(
     typer.echo("valid: " + ", ".join(str(p) for p, _ in targets))
 
 
-@app.command()
+@app.command(short_help="Write a demo workspace with every situation consolidate handles.")
 def demo(
-    workspace: Annotated[Path, typer.Option("--workspace", help="Folder to create the demo workspace in.")] = Path(
-        "demo-workspace"
-    ),
-    jobs: Annotated[int, typer.Option("--jobs", min=40, help="Jobs in the demo run.")] = 200,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same workspace.")] = 0,
+    workspace: Annotated[
+        Path, typer.Option("--workspace", metavar="DIR", help="Folder to create (new or empty).")
+    ] = Path("demo-workspace"),
+    jobs: Annotated[int, typer.Option("--jobs", metavar="N", min=40, help="Jobs in the demo run.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", metavar="S", help="The same seed gives the same workspace.")] = 0,
 ) -> None:
     """Write a realistic demo workspace (every situation consolidate handles) to practise on."""
     from archi3d.demo import build_demo_workspace
@@ -193,7 +229,7 @@ def demo(
     built = build_demo_workspace(workspace, jobs=jobs, seed=seed)
     typer.echo(f"demo workspace written to {built.workspace}")
     typer.echo(f"  run {built.run_id}: {jobs} jobs (and run {built.other_run_id} that must stay untouched)")
-    typer.echo(f"  next: archi3d consolidate --workspace {workspace} --run-id {built.run_id}")
+    typer.echo(f"  consolidate it with: archi3d consolidate --workspace {workspace} --run-id {built.run_id}")
 
 
 def main() -> None:

@@ -107,7 +107,8 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
     if ev.has_completed and ev.has_failed:
         out.append(Conflict(job, "completed_and_failed_markers", ".completed and .failed markers both present"))
     if ev.has_completed and not has_object:
-        out.append(Conflict(job, "completed_without_object", f".completed marker ({_t(ev.completed_at)}) but no object"))
+        why = "its folder is ruled out by metadata.json" if ev.metadata_mismatch else "missing or empty"
+        out.append(Conflict(job, "completed_without_object", f".completed marker ({_t(ev.completed_at)}) but no usable object ({why})"))
     if ev.object_candidates:
         out.append(
             Conflict(job, "several_objects", f"candidates {', '.join(ev.object_candidates)}; took {ev.object_path}")
