@@ -160,7 +160,7 @@ class GenerationRow:
         for name, hook, kind in _TYPED_HOOKS:
             text = cells.get(name, "")
             values[name] = hook(text, kind) if text or name == "status" else None
-        extra = {k: v for k, v in cells.items() if k not in _KNOWN}
+        extra = {k: cells[k] for k in cells.keys() - _KNOWN}
         return cls(**values, extra=extra, source=cells, line=line)
 
     @property
