@@ -321,7 +321,7 @@ def test_replace_refused_by_another_program_exits_3(tmp_path: Path, monkeypatch:
 
     import archi3d.atomic
 
-    service = importlib.import_module("archi3d.consolidate")  # the package exports a function of that name
+    service = importlib.import_module("archi3d.service")  # the package exports a function of that name
     original = small_workspace(tmp_path)
     real_replace = os.replace
     refused: list[str] = []

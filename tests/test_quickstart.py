@@ -168,7 +168,7 @@ def test_the_demo_steps_run_from_a_fresh_clone(clone: Path) -> None:
     assert demo.stdout.splitlines() == [
         f"demo workspace written to {DEMO_WORKSPACE}",
         "  run demo-run: 200 jobs (and run demo-run-2 that must stay untouched)",
-        f"  next: archi3d consolidate --workspace {DEMO_WORKSPACE} --run-id demo-run",
+        f"  consolidate it with: archi3d consolidate --workspace {DEMO_WORKSPACE} --run-id demo-run",
     ]
 
     args = ["consolidate", "--workspace", DEMO_WORKSPACE, "--run-id", "demo-run"]

@@ -129,8 +129,8 @@ def consolidate(
     Exit status: 0 done; 1 --strict and conflicts found; 2 bad input; 3 the table lock or replace
     timed out (nothing lost).
     """
-    from archi3d.consolidate import ConsolidateOptions, Summary
-    from archi3d.consolidate import consolidate as run_consolidate
+    from archi3d.service import ConsolidateOptions, Summary
+    from archi3d.service import consolidate as run_consolidate
     from archi3d.errors import InputError, StrictConflictError
     from archi3d.model import Status
     from archi3d.reconcile import StalePolicy

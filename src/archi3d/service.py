@@ -1,4 +1,4 @@
-"""The consolidate service: read, select, scan, reconcile, then merge and write under the table lock."""
+"""The consolidate service (I/O around the pure reconciler): read, select, scan, reconcile, then merge and write under the table lock."""
 
 from __future__ import annotations
 
