@@ -20,7 +20,7 @@ from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
 from archi3d.errors import StrictConflictError, UnknownRunError
 from archi3d.model import Evidence, GenerationRow, Job, Status
 from archi3d.paths import PathResolver, to_posix, validate_id
-from archi3d.reconcile import Conflict, Decision, Options, StalePolicy, merge_duplicates, reconcile
+from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, reconcile
 from archi3d.scan import Progress, Recorded, RunScanner
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations, validate_manifest
 
@@ -126,7 +126,6 @@ class _Plan:
     appended: list[bytes]
     added_columns: list[str]
     written: list[tuple[int, dict[str, str]]]
-    decisions: dict[str, Decision]
     counts: dict[str, int]
     conflicts: list[Conflict]
     before: Counter[str]
@@ -175,7 +174,6 @@ def _plan(
 ) -> _Plan:
     counts: Counter[str] = Counter()
     conflicts: list[Conflict] = []
-    decisions: dict[str, Decision] = {}
     before: Counter[str] = Counter()
     after: Counter[str] = Counter()
     final: dict[str, tuple[GenerationRow, int | None, list[int]]] = {}
@@ -194,7 +192,6 @@ def _plan(
         for r in group:
             before[r.status.value] += 1
         decision = reconcile(row, manifest.get(job_id), ev, options.reconcile_options, now, options.run_id, job_id)
-        decisions[job_id] = decision
         conflicts.extend(decision.conflicts)
         after[decision.row.status.value] += 1
         counts["marker_mismatches_fixed"] += decision.marker_mismatch_fixed
@@ -203,11 +200,8 @@ def _plan(
         counts["invalid_previews"] += len(ev.invalid_previews)
         counts["not_in_manifest"] += bool(group) and job_id not in manifest
         final[job_id] = (decision.row, groups[job_id][0] if group else None, groups.get(job_id, []))
-    added = [
-        c
-        for c in GENERATIONS_COLUMNS
-        if c not in header_set and any(d.row.cell(c) for d in decisions.values())
-    ]
+    # A known column the file lacks is added (at the tail) only when some row has a value for it.
+    added = [c for c in GENERATIONS_COLUMNS if c not in header_set and any(f[0].cell(c) for f in final.values())]
     header = [*table.header, *added]
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
@@ -241,7 +235,7 @@ def _plan(
         for job_id in orphans
     )
     counts["conflicts_resolved"] = sum(c.resolved for c in conflicts)
-    return _Plan(replaced, appended, added, written, decisions, dict(counts), conflicts, before, after)
+    return _Plan(replaced, appended, added, written, dict(counts), conflicts, before, after)
 
 
 def _check_written(plan: _Plan, path: Path) -> None:
@@ -370,6 +364,13 @@ def _write(
     return plan, True
 
 
+_COUNTERS = (
+    "considered", "upsert_inserted", "upsert_updated", "unchanged", "duplicate_rows_merged",
+    "conflicts_resolved", "marker_mismatches_fixed", "downgraded_missing_output", "missing_outputs",
+    "invalid_previews", "not_in_manifest", "orphans",
+)  # fmt: skip
+
+
 def _summary(
     options: ConsolidateOptions,
     plan: _Plan,
@@ -377,24 +378,12 @@ def _summary(
     now: dt.datetime,
     elapsed: float,
 ) -> Summary:
-    c = plan.counts
     return Summary(
         run_id=options.run_id,
         dry_run=options.dry_run,
         strict=options.strict,
         written=written,
-        considered=c.get("considered", 0),
-        upsert_inserted=c.get("upsert_inserted", 0),
-        upsert_updated=c.get("upsert_updated", 0),
-        unchanged=c.get("unchanged", 0),
-        duplicate_rows_merged=c.get("duplicate_rows_merged", 0),
-        conflicts_resolved=c.get("conflicts_resolved", 0),
-        marker_mismatches_fixed=c.get("marker_mismatches_fixed", 0),
-        downgraded_missing_output=c.get("downgraded_missing_output", 0),
-        missing_outputs=c.get("missing_outputs", 0),
-        invalid_previews=c.get("invalid_previews", 0),
-        not_in_manifest=c.get("not_in_manifest", 0),
-        orphans=c.get("orphans", 0),
+        **{name: plan.counts.get(name, 0) for name in _COUNTERS},
         status_histogram_before=dict(sorted(plan.before.items())),
         status_histogram_after=dict(sorted(plan.after.items())),
         conflicts=tuple(plan.conflicts),
