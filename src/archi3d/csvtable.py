@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -157,9 +159,11 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
     """Parse `path` without inferring any type; raise TableError naming line and field of every problem."""
     name = str(path)
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise InputError(f"{name}: is {kind}, expected a CSV file")
         data = path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a folder, expected a CSV file") from None
     except OSError as error:
         raise InputError(f"{name}: cannot be read ({error.strerror or error})") from None
     bom = data.startswith(BOM)

@@ -32,14 +32,28 @@ def _utc(timestamp: float) -> dt.datetime:
 
 def _read_head(path: str | Path, limit: int) -> tuple[bytes, int] | None:
     """The first `limit` bytes and the size of a regular file; None if it cannot be read."""
+    # O_NONBLOCK: opening a FIFO (or a device) left where a file should be must not hang the scan.
     try:
-        with open(path, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            return handle.read(limit), st.st_size
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        chunks: list[bytes] = []
+        remaining = limit
+        while remaining > 0:
+            chunk = os.read(fd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks), st.st_size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def marker_time(path: str | Path) -> dt.datetime | None:
@@ -88,6 +102,8 @@ def read_error_text(path: str | Path) -> str | None:
 def read_worker_events(path: Path, run_id: str) -> dict[str, LogEvent]:
     """The last job_completed/job_failed event of each job of `run_id` in worker.log (streamed)."""
     events: dict[str, LogEvent] = {}
+    if not path.is_file():  # absent, or not a regular file that a read would not block on
+        return events
     try:
         handle = open(path, encoding="utf-8", errors="replace")
     except OSError:
