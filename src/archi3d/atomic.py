@@ -15,7 +15,7 @@ from typing import Any
 
 import filelock
 
-from archi3d.errors import LockTimeoutError, ReplaceRefusedError
+from archi3d.errors import InputError, LockTimeoutError, ReplaceRefusedError
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -119,6 +119,8 @@ def table_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[No
         raise LockTimeoutError(
             f"{lock_path}: lock held by another process for more than {timeout:g} s. Nothing was written."
         ) from None
+    except OSError as error:
+        raise InputError(f"{lock_path}: cannot be used as a lock ({error.strerror or error}). Nothing was written.") from None
     try:
         yield
     finally:
@@ -142,8 +144,11 @@ def append_log_record(path: Path, record: Mapping[str, Any], moment: dt.datetime
     is created beside it.
     """
     line = format_log_line(record, moment).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise InputError(f"{path}: cannot be appended to ({error.strerror or error})") from None
     try:
         if sys.platform != "win32":
             import fcntl

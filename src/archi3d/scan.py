@@ -11,6 +11,7 @@ from pathlib import Path
 
 import attrs
 
+from archi3d.errors import InputError
 from archi3d.model import Evidence, LogEvent, Status, parse_timestamp
 from archi3d.paths import ID_PATTERN, PathResolver, is_safe_relative, to_posix, validate_id
 
@@ -26,8 +27,24 @@ _EVENTS = {"job_completed": Status.COMPLETED, "job_failed": Status.FAILED}
 Progress = Callable[[int, int], None]
 
 
-def _utc(timestamp: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp, UTC)
+_GARBAGE = (ValueError, RecursionError)  # what json.loads raises on text that is not usable JSON
+MAX_DURATION = 10 * 365 * 86400.0
+_EARLIEST = dt.datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = dt.datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _plausible(moment: dt.datetime) -> bool:
+    """Within the years the table accepts (1900-2999): anything else in evidence counts as no time."""
+    return _EARLIEST <= moment < _LATEST
+
+
+def _utc(timestamp: float) -> dt.datetime | None:
+    """A file time, or None when it is not a plausible one."""
+    try:
+        moment = dt.datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment if _plausible(moment) else None
 
 
 def _read_head(path: str | Path, limit: int) -> tuple[bytes, int] | None:
@@ -67,7 +84,7 @@ def marker_time(path: str | Path) -> dt.datetime | None:
         try:
             value = json.loads(text)
             stamp = str(value.get("timestamp", "")) if isinstance(value, dict) else ""
-        except ValueError:
+        except _GARBAGE:
             stamp = ""
     else:
         for line in text.splitlines():
@@ -79,7 +96,7 @@ def marker_time(path: str | Path) -> dt.datetime | None:
         moment = parse_timestamp(stamp)
     except ValueError:
         moment = None
-    if moment is not None:
+    if moment is not None and _plausible(moment):
         return moment
     try:
         return _utc(os.stat(path).st_mtime)
@@ -116,16 +133,18 @@ def read_worker_events(path: Path, run_id: str) -> dict[str, LogEvent]:
             try:
                 record = json.loads(body)
                 end = parse_timestamp(stamp)
-            except ValueError:
+            except _GARBAGE:
                 continue
-            if not isinstance(record, dict) or end is None or record.get("run_id") != run_id:
+            if not isinstance(record, dict) or end is None or not _plausible(end) or record.get("run_id") != run_id:
                 continue
             status = _EVENTS.get(str(record.get("event")))
             job_id = record.get("job_id")
             if status is None or not isinstance(job_id, str):
                 continue
             duration = record.get("duration_s")
-            seconds = float(duration) if isinstance(duration, (int, float)) and duration >= 0 else None
+            seconds = float(duration) if isinstance(duration, (int, float)) and 0 <= duration <= MAX_DURATION else None
+            if seconds is not None and not _plausible(end - dt.timedelta(seconds=seconds)):
+                seconds = None
             previous = events.get(job_id)
             if previous is None or previous.end <= end:
                 events[job_id] = LogEvent(status, end, seconds)
@@ -138,7 +157,7 @@ def _metadata_mismatch(path: str, run_id: str, job_id: str, rel_folder: str) -> 
         return None
     try:
         meta = json.loads(head[0].decode("utf-8", errors="replace"))
-    except ValueError:
+    except _GARBAGE:
         return None
     if not isinstance(meta, dict):
         return None
@@ -206,8 +225,9 @@ class RunScanner:
 
     def _list_job_folder(self, job_id: str) -> dict[str, _Entry]:
         files: dict[str, _Entry] = {}
+        folder = os.path.join(self._outputs, job_id)
         try:
-            with os.scandir(os.path.join(self._outputs, job_id)) as entries:
+            with os.scandir(folder) as entries:
                 for entry in entries:
                     try:
                         st = entry.stat()
@@ -216,8 +236,11 @@ class RunScanner:
                     if entry.is_symlink() and not self._inside(entry.path):
                         continue
                     files[entry.name] = (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             pass
+        except OSError as error:
+            # An unreadable folder is no evidence of a missing object: refuse rather than downgrade.
+            raise InputError(f"{folder}: cannot be read ({error.strerror or error}); nothing was changed") from None
         return files
 
     def _stat(self, rel: str) -> _Entry | None:
@@ -228,7 +251,7 @@ class RunScanner:
             st = os.stat(path)
         except OSError:
             return None
-        if os.path.islink(path) and not self._inside(path):
+        if not self._inside(path):  # any component may be a link leading out of the workspace
             return None
         return (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ import pandas as pd
 from archi3d.atomic import DEFAULT_LOCK_TIMEOUT, append_log_record, table_lock, write_bytes_atomic
 from archi3d.columns import GENERATIONS_COLUMNS, PREVIEW_COLUMNS
 from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
-from archi3d.errors import StrictConflictError, UnknownRunError
+from archi3d.errors import InputError, StrictConflictError, UnknownRunError
 from archi3d.model import Evidence, GenerationRow, Job, Status
 from archi3d.paths import PathResolver, to_posix, validate_id
 from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, reconcile
@@ -256,7 +257,10 @@ def consolidate(
     Raises InputError (bad input, exit 2), StrictConflictError (exit 1), WriteRefusedError (exit 3).
     """
     with _no_gc_pauses():
-        return _consolidate(workspace, options, now, progress)
+        try:
+            return _consolidate(workspace, options, now, progress)
+        except OSError as error:  # e.g. a folder that cannot be read: bad input, never a traceback
+            raise InputError(f"{error.filename or 'workspace'}: {error.strerror or error}") from None
 
 
 @contextlib.contextmanager
@@ -281,6 +285,9 @@ def _consolidate(
     resolver = workspace if isinstance(workspace, PathResolver) else PathResolver(workspace)
     run_id = validate_id(options.run_id, "run_id")
     moment = now or dt.datetime.now(UTC)
+    log_path = resolver.metrics_log_path()
+    if os.path.lexists(log_path) and not log_path.is_file():
+        raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
     table = read_csv_table(csv_path, validate_generations) if csv_path.exists() else None
     manifest = read_manifest(resolver, run_id)
