@@ -318,3 +318,23 @@ def test_other_csv_names_are_not_schema_validated(tmp_path: Path) -> None:
     path = tmp_path / "manifest_extra.csv"
     update_csv_atomic(path, _frame([_gen_row("../x", "done")], ["run_id", "job_id", "status"]), ["run_id", "job_id"])
     assert read_csv_table(path).column("status") == ["done"]
+
+
+def test_missing_values_in_a_mixed_frame_leave_existing_cells_alone(tmp_path: Path) -> None:
+    path = tmp_path / "generations.csv"
+    first = pd.DataFrame([{"run_id": "r", "job_id": "a", "status": "completed", "fscore": "0.1"}])
+    update_csv_atomic(path, first, ["run_id", "job_id"])
+    mixed = pd.DataFrame(
+        [
+            {"run_id": "r", "job_id": "a", "fscore": "0.2"},
+            {"run_id": "r", "job_id": "b", "status": "enqueued", "fscore": "0.3"},
+        ]
+    )
+    assert update_csv_atomic(path, mixed, ["run_id", "job_id"]) == (1, 1)
+    table = read_csv_table(path)
+    rows = {cells["job_id"]: cells for cells in table.rows(range(len(table)))}
+    assert rows["a"]["status"] == "completed" and rows["a"]["fscore"] == "0.2"
+    assert rows["b"]["status"] == "enqueued"
+    cleared = pd.DataFrame([{"run_id": "r", "job_id": "a", "fscore": ""}])
+    assert update_csv_atomic(path, cleared, ["run_id", "job_id"]) == (0, 1)
+    assert read_csv_table(path).rows([0])[0]["fscore"] == ""

@@ -16,9 +16,11 @@ from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations
 __all__ = ["apply_upserts", "update_csv_atomic"]
 
 
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
+
+
 def _text(value: object) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
     return value if isinstance(value, str) else str(value)
 
 
@@ -79,10 +81,13 @@ def update_csv_atomic(
 ) -> tuple[int, int]:
     """Upsert the rows of `df` into the CSV at `path` by `key_cols`; returns (inserted, updated).
 
-    Every cell is text. Taken under the table lock (`path.with_suffix('.lock')`), written atomically.
+    Every cell is text; a missing value (None/NaN) leaves the existing cell as it is, "" clears it.
+    Taken under the table lock (`path.with_suffix('.lock')`), written atomically.
     A file named generations.csv is validated against its schema on read and on write.
     """
-    updates = [{str(k): _text(v) for k, v in record.items()} for record in df.to_dict("records")]
+    # A missing cell (None, NaN, NA) is "not given": in a frame mixing full rows and partial updates it
+    # must not wipe the existing cell. An empty string clears it.
+    updates = [{str(k): _text(v) for k, v in record.items() if not _missing(v)} for record in df.to_dict("records")]
     validate = validate_generations if _is_generations(path) else None
     with table_lock(path, lock_timeout):
         if path.exists():
