@@ -20,6 +20,7 @@ __all__ = [
     "Options",
     "StalePolicy",
     "merge_duplicates",
+    "merge_winner",
     "reconcile",
 ]
 
@@ -225,13 +226,18 @@ def _path_exists(value: str, evidence: Evidence) -> bool:
     return bool(value) and to_posix(value) in evidence.existing_paths
 
 
+def merge_winner(rows: Sequence[GenerationRow]) -> GenerationRow:
+    """The row of highest status precedence; the first of them on a tie."""
+    return max(rows, key=lambda r: r.status.precedence)
+
+
 def merge_duplicates(rows: Sequence[GenerationRow], evidence: Evidence) -> tuple[GenerationRow, Conflict]:
     """One row from several rows of one job: highest status wins, then column by column.
 
     Non-empty beats empty, for paths an existing file beats a missing one, error_msg comes from the
     winner only. Every cell keeps the text of the row it came from; the merged row stands at the first's line.
     """
-    winner = max(rows, key=lambda r: (r.status.precedence, -rows.index(r)))
+    winner = merge_winner(rows)
     ordered = [winner, *(r for r in rows if r is not winner)]
     first = rows[0]
     cells: dict[str, str] = {}
@@ -242,9 +248,8 @@ def merge_duplicates(rows: Sequence[GenerationRow], evidence: Evidence) -> tuple
         if column == "error_msg":
             index = 0
         elif column in PATH_COLUMNS:
-            index = next((i for i, v in enumerate(values) if _path_exists(v, evidence)), None) or next(
-                (i for i, v in enumerate(values) if v), 0
-            )
+            existing = next((i for i, v in enumerate(values) if _path_exists(v, evidence)), None)
+            index = existing if existing is not None else next((i for i, v in enumerate(values) if v), 0)
         else:
             index = next((i for i, v in enumerate(values) if v), 0)
         cells[column] = values[index]

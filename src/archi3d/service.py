@@ -21,7 +21,7 @@ from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
 from archi3d.errors import InputError, StrictConflictError, UnknownRunError
 from archi3d.model import Evidence, GenerationRow, Job, Status
 from archi3d.paths import PathResolver, to_posix, validate_id
-from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, reconcile
+from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
 from archi3d.scan import Progress, Recorded, RunScanner
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations, validate_manifest
 
@@ -140,7 +140,7 @@ def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
     if not rows:
         return Recorded()
     paths = tuple(dict.fromkeys(p for r in rows for c in _RECORDED_PATHS if (p := getattr(r, c))))
-    winner = max(rows, key=lambda r: (r.status.precedence, -rows.index(r)))
+    winner = merge_winner(rows)
     settled = (
         winner.status
         if len(rows) == 1
