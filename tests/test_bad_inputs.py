@@ -1291,3 +1291,17 @@ def test_a_named_pipe_among_the_evidence_does_not_hang(fifo_runs: dict[str, Fifo
     found = fifo_runs[name]
     assert found.code is not None, f"{name}: consolidate hung on a named pipe: {found.stderr}"
     assert_valid_or_refused_naming(found.ws, found.code, found.stderr, found.before, found.culprit)
+
+
+@pytest.mark.parametrize("sub", ["outputs", "state"])
+def test_unreadable_outputs_or_state_folder_is_refused_not_read_as_empty(tmp_path: Path, sub: str) -> None:
+    """Read as empty, an unreadable outputs/ would downgrade every completed job of the run."""
+    ws = tmp_path / "ws"
+    build_base(ws)
+    before = snapshot(ws)
+    folder = ws / "runs" / RUN / sub
+    proc = run_archi3d(consolidate_args(ws), env={DENY_ENV: str(folder)}, wrapped=True, timeout=60)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert f"{folder}: cannot be read" in proc.stderr
+    assert without_logs(snapshot(ws)) == without_logs(before)

@@ -187,8 +187,11 @@ def _list_names(folder: str, folders_only: bool = False) -> list[str]:
     try:
         with os.scandir(folder) as entries:
             return [e.name for e in entries if not folders_only or e.is_dir(follow_symlinks=False)]
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as error:
+        # Unreadable is not empty: reading it as empty would downgrade every completed job.
+        raise InputError(f"{folder}: cannot be read ({error.strerror or error}); nothing was changed") from None
 
 
 class RunScanner:
