@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -64,10 +64,6 @@ class TableError(InputError):
     @classmethod
     def single(cls, file: str, line: int | None, column: str | None, message: str) -> TableError:
         return cls([Problem(file, line, column, message)])
-
-    @classmethod
-    def merge(cls, errors: Iterable[TableError]) -> TableError:
-        return cls([p for e in errors for p in e.problems])
 
 
 class StrictConflictError(Archi3dError):
