@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from archi3d.cli import app
 from workspace_builder import (
+    lock_held_by_another_process,
     OTHER_RUN,
     RUN,
     ago,
@@ -248,38 +249,11 @@ def test_bad_options_exit_2(tmp_path: Path, args: Sequence[str]) -> None:
 
 # ----------------------------------------------------------------------------------- exit 3
 
-_HOLDER = """
-import sys
-import filelock
-
-lock = filelock.FileLock(sys.argv[1])
-lock.acquire()
-print("locked", flush=True)
-sys.stdin.readline()
-lock.release()
-print("released", flush=True)
-"""
-
-
 @pytest.fixture
 def held_lock(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another real process holding tables/generations.lock, the way the reference worker takes it."""
-    lock_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(lock_path(tmp_path))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_by_another_process(lock_path(tmp_path)) as holder:
         yield holder
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-        holder.communicate(timeout=30)
 
 
 def test_lock_held_by_another_process_exits_3(tmp_path: Path, held_lock: subprocess.Popen[str]) -> None:

@@ -37,6 +37,7 @@ from reliability_support import (
     temp_files,
 )
 from workspace_builder import (
+    lock_held_by_another_process,
     OTHER_RUN,
     RUN,
     ago,
@@ -108,42 +109,11 @@ def assert_nothing_left_behind(ws: Path) -> None:
 
 # ----------------------------------------------------------------------------------- the lock
 
-_HOLDER = """
-import sys, time
-import filelock
-
-lock = filelock.FileLock(sys.argv[1])  # exactly as the reference archi3D worker takes it
-lock.acquire()
-print("locked", flush=True)
-command = sys.stdin.readline().strip()
-if command.startswith("hold"):
-    time.sleep(float(command.split()[1]))
-lock.release()
-print("released", flush=True)
-sys.stdin.readline()
-"""
-
-
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another real process holding tables/generations.lock of tmp_path/ws until told to let go."""
-    path = lock_path(tmp_path / "ws")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    with lock_held_by_another_process(lock_path(tmp_path / "ws"), clean_env()) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
 
 
 def tell(proc: subprocess.Popen[str], line: str) -> None:

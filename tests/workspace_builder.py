@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -332,3 +335,40 @@ def counters(summary: Summary) -> dict[str, int]:
     )
     record = summary.to_record()
     return {name: int(record[name]) for name in names}
+
+
+_LOCK_HOLDER = """
+import sys, time
+import filelock
+
+lock = filelock.FileLock(sys.argv[1])  # exactly as the reference archi3D worker takes it
+lock.acquire()
+print("locked", flush=True)
+command = sys.stdin.readline().strip()
+if command.startswith("hold"):
+    time.sleep(float(command.split()[1]))
+lock.release()
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path: Path, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """A real process holding the lock file `path` until it reads a line ("hold S" first waits S s)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else dict(env),
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
