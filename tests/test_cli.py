@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from archi3d.cli import app
 from workspace_builder import (
+    small_run,
     lock_held_by_another_process,
     OTHER_RUN,
     RUN,
@@ -55,22 +56,8 @@ def record_of(result: Result) -> dict[str, Any]:
 
 
 def small_workspace(ws: Path) -> bytes:
-    """j1 completed by markers, j2 completed row without object, j3 failed with error.txt, o1 another run."""
-    write_manifest(ws, ["j1", "j2", "j3"])
-    data = write_table(
-        ws,
-        [
-            gen_row("j1", "enqueued"),
-            gen_row("j2", "completed"),
-            gen_row("j3", "running"),
-            gen_row("o1", "completed", run_id=OTHER_RUN, product_id="00123", notes='a "quoted", note'),
-        ],
-    )
-    marker(ws, "j1", "completed", ago(100))
-    output(ws, "j1")
-    marker(ws, "j3", "failed", ago(100))
-    error_txt(ws, "j3", "boom")
-    return data
+    """See workspace_builder.small_run."""
+    return small_run(ws)
 
 
 # ----------------------------------------------------------------------------------- exit 0

@@ -37,6 +37,7 @@ from reliability_support import (
     temp_files,
 )
 from workspace_builder import (
+    small_run,
     lock_held_by_another_process,
     OTHER_RUN,
     RUN,
@@ -57,22 +58,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 
 
 def build(ws: Path) -> bytes:
-    """A run with work to do: j1 completed by markers, j2 a completed row without object, j3 failed."""
-    write_manifest(ws, ["j1", "j2", "j3", "j4"])
-    data = write_table(
-        ws,
-        [
-            gen_row("j1", "enqueued"),
-            gen_row("j2", "completed"),
-            gen_row("j3", "running"),
-            gen_row("o1", "completed", run_id=OTHER_RUN, product_id="00123", notes='a "quoted", note'),
-        ],
-    )
-    marker(ws, "j1", "completed", ago(100))
-    output(ws, "j1")
-    marker(ws, "j3", "failed", ago(100))
-    error_txt(ws, "j3", "CUDA out of memory")
-    return data
+    """A run with work to do (see workspace_builder.small_run); j4 is manifest-only."""
+    return small_run(ws, ["j1", "j2", "j3", "j4"])
 
 
 def args(ws: Path, *extra: str) -> list[str]:

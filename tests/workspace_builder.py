@@ -372,3 +372,25 @@ def lock_held_by_another_process(path: Path, env: Mapping[str, str] | None = Non
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
+
+
+def small_run(ws: Path, manifest: Sequence[str] = ("j1", "j2", "j3")) -> bytes:
+    """j1 completed by markers, j2 a completed row without object, j3 failed with error.txt, o1 another run.
+
+    Returns the table's bytes as written.
+    """
+    write_manifest(ws, list(manifest))
+    data = write_table(
+        ws,
+        [
+            gen_row("j1", "enqueued"),
+            gen_row("j2", "completed"),
+            gen_row("j3", "running"),
+            gen_row("o1", "completed", run_id=OTHER_RUN, product_id="00123", notes='a "quoted", note'),
+        ],
+    )
+    marker(ws, "j1", "completed", ago(100))
+    output(ws, "j1")
+    marker(ws, "j3", "failed", ago(100))
+    error_txt(ws, "j3", "CUDA out of memory")
+    return data
