@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,7 +16,18 @@ from archi3d.errors import InputError
 from archi3d.model import Evidence, LogEvent, Status, parse_timestamp
 from archi3d.paths import ID_PATTERN, PathResolver, is_safe_relative, to_posix, validate_id
 
-__all__ = ["ERROR_LIMIT", "Recorded", "RunScanner", "marker_time", "read_error_text", "read_worker_events"]
+__all__ = [
+    "ERROR_LIMIT",
+    "Entry",
+    "Folder",
+    "Recorded",
+    "RunScanner",
+    "choose_object",
+    "marker_time",
+    "name_in_folder",
+    "read_error_text",
+    "read_worker_events",
+]
 
 UTC = dt.timezone.utc
 ERROR_LIMIT = 2000
@@ -180,7 +192,43 @@ class Recorded:
     """A terminal status the row already holds with its times: that marker's time is of no use."""
 
 
-_Entry = tuple[int, float, bool]  # size, mtime, regular file
+Entry = tuple[int, float, bool]
+"""A listed file: size, mtime, and whether it is a regular file."""
+
+
+@attrs.frozen
+class Folder:
+    """One listing of a job's outputs folder; no files when its metadata.json names another job."""
+
+    files: Mapping[str, Entry] = attrs.field(factory=dict)
+    mismatch: str | None = None
+
+
+def name_in_folder(path: str, folder: str) -> str | None:
+    """The file name of `path` when it lies directly in `folder` (both workspace-relative POSIX)."""
+    if len(path) > len(folder) + 1 and path.startswith(folder) and path[len(folder)] == "/":
+        name = path[len(folder) + 1 :]
+        return None if "/" in name else name
+    return None
+
+
+Chosen = tuple[str, Entry]
+
+
+def choose_object(folder: str, files: Mapping[str, Entry], named: Chosen | None) -> tuple[Chosen | None, tuple[str, ...]]:
+    """The job's object: the file its row names if non-empty, else generated.glb, else the newest *.glb.
+
+    Returns it (workspace-relative path and entry) and, when several *.glb were candidates, all of them.
+    """
+    if named is not None and named[1][2] and named[1][0] > 0:
+        return named, ()
+    generated = files.get("generated.glb")
+    if generated is not None and generated[2] and generated[0] > 0:
+        return (f"{folder}/generated.glb", generated), ()
+    glbs = sorted((e[1], f"{folder}/{n}", e) for n, e in files.items() if n.lower().endswith(".glb") and e[2] and e[0] > 0)
+    if not glbs:
+        return None, ()
+    return (glbs[-1][1], glbs[-1][2]), (tuple(rel for _, rel, _ in glbs) if len(glbs) > 1 else ())
 
 
 def _list_names(folder: str, folders_only: bool = False) -> list[str]:
@@ -190,14 +238,22 @@ def _list_names(folder: str, folders_only: bool = False) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as error:
-        # Unreadable is not empty: reading it as empty would downgrade every completed job.
-        raise InputError(f"{folder}: cannot be read ({error.strerror or error}); nothing was changed") from None
+        raise _unreadable(folder, error) from None
+
+
+def _unreadable(folder: str, error: OSError) -> InputError:
+    # Unreadable is not empty: reading it as empty would downgrade every completed job.
+    return InputError(f"{folder}: cannot be read ({error.strerror or error}); nothing was changed")
 
 
 class RunScanner:
-    """Scans one run: one listing of state/ and outputs/ up front, then one listing per job folder."""
+    """Scans one run: one listing of state/ and outputs/ up front, then one listing per job folder.
 
-    def __init__(self, resolver: PathResolver, run_id: str) -> None:
+    With `prefetch`, a background thread lists every job folder meanwhile (the listing is system
+    calls, which run beside the table's parsing and validation); `close()` stops it.
+    """
+
+    def __init__(self, resolver: PathResolver, run_id: str, prefetch: bool = False) -> None:
         self.run_id = validate_id(run_id, "run_id")
         self.workspace = str(resolver.workspace)
         self._real_workspace = os.path.realpath(self.workspace)
@@ -216,18 +272,60 @@ class RunScanner:
             name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )
         self.events = read_worker_events(resolver.worker_log_path(), run_id)
+        self._listed: dict[str, Folder] = {}
+        self._claimed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if prefetch and self.output_folders:
+            self._thread = threading.Thread(target=self._prefetch, name="archi3d-scan", daemon=True)
+            self._thread.start()
+
+    def __enter__(self) -> RunScanner:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._listed.clear()
+
+    def _prefetch(self) -> None:
+        for job_id in self.output_folders:
+            if self._stop.is_set():
+                return
+            if job_id in self._claimed:
+                continue
+            try:
+                self._listed[job_id] = self._read_folder(job_id)
+            except InputError:
+                continue  # the main thread lists it again and reports the error
 
     def job_ids_on_disk(self) -> set[str]:
         """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""
         marked = {job for job, kinds in self.markers.items() if kinds.keys() - {"error.txt"}}
         return marked | set(self.output_folders)
 
+    def folder_rel(self, job_id: str) -> str:
+        return f"{self._rel_outputs}/{job_id}"
+
+    def folder(self, job_id: str) -> Folder:
+        """The listing of the job's outputs folder (each folder is listed once: taking it forgets it)."""
+        if job_id not in self.output_folders:
+            return _NO_FOLDER
+        self._claimed.add(job_id)
+        listed = self._listed.pop(job_id, None)
+        return listed if listed is not None else self._read_folder(job_id)
+
     def _inside(self, path: str) -> bool:
         real = os.path.realpath(path)
         return real == self._real_workspace or real.startswith(self._real_workspace + os.sep)
 
-    def _list_job_folder(self, job_id: str) -> dict[str, _Entry]:
-        files: dict[str, _Entry] = {}
+    def _read_folder(self, job_id: str) -> Folder:
+        files: dict[str, Entry] = {}
         folder = os.path.join(self._outputs, job_id)
         try:
             with os.scandir(folder) as entries:
@@ -243,10 +341,16 @@ class RunScanner:
             pass
         except OSError as error:
             # An unreadable folder is no evidence of a missing object: refuse rather than downgrade.
-            raise InputError(f"{folder}: cannot be read ({error.strerror or error}); nothing was changed") from None
-        return files
+            raise _unreadable(folder, error) from None
+        if "metadata.json" in files:
+            mismatch = _metadata_mismatch(
+                os.path.join(folder, "metadata.json"), self.run_id, job_id, self.folder_rel(job_id)
+            )
+            if mismatch is not None:
+                return Folder({}, mismatch)
+        return Folder(files)
 
-    def _stat(self, rel: str) -> _Entry | None:
+    def _stat(self, rel: str) -> Entry | None:
         if not is_safe_relative(rel):
             return None
         path = os.path.join(self.workspace, rel)
@@ -262,45 +366,24 @@ class RunScanner:
         head = _read_head(os.path.join(self.workspace, rel), len(PNG_SIGNATURE))
         return head is not None and head[0] == PNG_SIGNATURE
 
-    def evidence(self, job_id: str, recorded: Recorded = Recorded()) -> Evidence:
-        """Everything the disk says about one job."""
+    def evidence(self, job_id: str, recorded: Recorded = Recorded(), folder: Folder | None = None) -> Evidence:
+        """Everything the disk says about one job (`folder`: its listing, if already taken)."""
         kinds = self.markers.get(job_id, {})
-        folder = f"{self._rel_outputs}/{job_id}"
-        files = self._list_job_folder(job_id) if job_id in self.output_folders else {}
-        mismatch = (
-            _metadata_mismatch(os.path.join(self._outputs, job_id, "metadata.json"), self.run_id, job_id, folder)
-            if "metadata.json" in files
-            else None
-        )
-        if mismatch is not None:
-            files = {}
+        rel_folder = self.folder_rel(job_id)
+        listing = self.folder(job_id) if folder is None else folder
+        files = listing.files
 
-        def lookup(rel: str) -> _Entry | None:
+        def lookup(rel: str) -> Entry | None:
             posix = to_posix(rel)
-            name = posix[len(folder) + 1 :]
-            if posix.startswith(folder) and posix[len(folder) : len(folder) + 1] == "/" and "/" not in name:
-                return files.get(name)
-            return self._stat(posix)
+            name = name_in_folder(posix, rel_folder)
+            return files.get(name) if name is not None else self._stat(posix)
 
         existing = frozenset(
             to_posix(p) for p in {*recorded.paths, *recorded.previews} if p and (e := lookup(p)) is not None and e[2]
         )
-
-        chosen: tuple[str, _Entry] | None = None
-        candidates: tuple[str, ...] = ()
-        named = lookup(recorded.gen_object) if recorded.gen_object else None
-        generated = files.get("generated.glb")
-        if named is not None and named[2] and named[0] > 0:
-            chosen = (to_posix(recorded.gen_object), named)
-        elif generated is not None and generated[2] and generated[0] > 0:
-            chosen = (f"{folder}/generated.glb", generated)
-        else:
-            glbs = sorted(
-                (e[1], f"{folder}/{n}", e) for n, e in files.items() if n.lower().endswith(".glb") and e[2] and e[0] > 0
-            )
-            if glbs:
-                chosen = (glbs[-1][1], glbs[-1][2])
-                candidates = tuple(rel for _, rel, _ in glbs) if len(glbs) > 1 else ()
+        named_entry = lookup(recorded.gen_object) if recorded.gen_object else None
+        named = (to_posix(recorded.gen_object), named_entry) if named_entry is not None else None
+        chosen, candidates = choose_object(rel_folder, files, named)
 
         settled = None if recorded.settled is None else recorded.settled.value
         if settled == Status.COMPLETED.value and chosen is None:
@@ -321,7 +404,7 @@ class RunScanner:
             entry = files.get(name)
             if entry is None:
                 continue
-            rel = f"{folder}/{name}"
+            rel = f"{rel_folder}/{name}"
             if entry[2] and entry[0] >= len(PNG_SIGNATURE) and self._is_png(rel):
                 previews[slot] = rel
             else:
@@ -344,16 +427,9 @@ class RunScanner:
             earliest_output_at=None if earliest is None else _utc(earliest),
             existing_paths=existing,
             error_text=error_text,
-            metadata_mismatch=mismatch,
+            metadata_mismatch=listing.mismatch,
             log_event=self.events.get(job_id),
         )
 
-    def scan(self, jobs: Mapping[str, Recorded], progress: Progress | None = None) -> dict[str, Evidence]:
-        """Evidence for every job of `jobs`."""
-        evidence: dict[str, Evidence] = {}
-        total = len(jobs)
-        for done, (job_id, recorded) in enumerate(jobs.items(), 1):
-            evidence[job_id] = self.evidence(job_id, recorded)
-            if progress is not None and (done % 1000 == 0 or done == total):
-                progress(done, total)
-        return evidence
+
+_NO_FOLDER = Folder()

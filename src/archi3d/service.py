@@ -8,7 +8,8 @@ import gc
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,18 @@ import attrs
 import pandas as pd
 
 from archi3d.atomic import DEFAULT_LOCK_TIMEOUT, append_log_record, table_lock, write_bytes_atomic
-from archi3d.columns import GENERATIONS_COLUMNS, PREVIEW_COLUMNS
+from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
 from archi3d.errors import InputError, StrictConflictError, UnknownRunError
-from archi3d.model import Evidence, GenerationRow, Job, Status
+from archi3d.manifest import Manifest
+from archi3d.model import GenerationRow, Status
 from archi3d.paths import PathResolver, to_posix, validate_id
-from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
-from archi3d.scan import Progress, Recorded, RunScanner
-from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations, validate_manifest
+from archi3d.reconcile import Conflict, Decision, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
+from archi3d.scan import Folder, Progress, Recorded, RunScanner
+from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations
+from archi3d.triage import RowFacts, is_settled
 
-__all__ = ["ConsolidateOptions", "Summary", "consolidate", "read_manifest"]
+__all__ = ["ConsolidateOptions", "Summary", "consolidate"]
 
 UTC = dt.timezone.utc
 MAX_CONFLICTS = 100
@@ -86,18 +89,6 @@ class Summary:
         return record
 
 
-def read_manifest(resolver: PathResolver, run_id: str) -> dict[str, Job]:
-    """The run's manifest jobs in file order (first entry of a job_id wins); empty if there is none."""
-    path = resolver.manifest_path(run_id)
-    if not path.exists():
-        return {}
-    table = read_csv_table(path, validate_manifest)
-    jobs: dict[str, Job] = {}
-    for cells in table.rows(range(len(table))):
-        jobs.setdefault(cells["job_id"], Job.from_cells(cells))
-    return jobs
-
-
 def _groups(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
     """Row indices of each job of the run, jobs in file order."""
     groups: dict[str, list[int]] = {}
@@ -111,7 +102,7 @@ def _groups(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
 
 
 def _select(
-    groups: Mapping[str, list[int]], statuses: Sequence[str], manifest: Mapping[str, Job], options: ConsolidateOptions
+    groups: Mapping[str, list[int]], statuses: Sequence[str], manifest: Manifest, options: ConsolidateOptions
 ) -> list[str]:
     """Jobs considered: CSV jobs in file order, then manifest-only ones; --only-status and --max-rows."""
     wanted = None if options.only_status is None else {s.value for s in options.only_status}
@@ -119,6 +110,20 @@ def _select(
     if wanted is None or Status.ENQUEUED.value in wanted:
         chosen += [j for j in manifest if j not in groups]
     return chosen if options.max_rows is None else chosen[: max(options.max_rows, 0)]
+
+
+@attrs.frozen
+class _Outcome:
+    """What consolidate decided for one job; no decision: its one row is settled and stays as it is."""
+
+    decision: Decision | None = None
+    first: GenerationRow | None = None
+    """The job's first row in the file: the one its reconciled row replaces."""
+    merge: Conflict | None = None
+    invalid_previews: int = 0
+
+
+_SETTLED = _Outcome()
 
 
 @attrs.frozen
@@ -134,6 +139,9 @@ class _Plan:
 
 
 _RECORDED_PATHS = ("gen_object_path", *PREVIEW_COLUMNS)
+_FACT_COLUMNS = (
+    "status", "gen_object_path", *PREVIEW_COLUMNS, "generation_start", "generation_end", "generation_duration_s", "error_msg",
+)  # fmt: skip
 
 
 def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
@@ -154,78 +162,128 @@ def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
     )
 
 
-def _rows_of(table: CsvTable | None, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> dict[str, list[GenerationRow]]:
+def _row_facts(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> dict[str, RowFacts]:
+    """The cells the fast path looks at, for each job of `jobs` that has exactly one row."""
+    single = [j for j in jobs if len(groups.get(j, ())) == 1]
+    indices = [groups[j][0] for j in single]
+    if not indices:
+        return {}
+    cells = table.columns(indices, _FACT_COLUMNS)
+    backslash = table.any_contains(indices, PATH_COLUMNS, "\\")
+    return {
+        job_id: RowFacts(status, gen_object, (p1, p2, p3), bool(start and end and duration), bool(error), slash)
+        for job_id, status, gen_object, p1, p2, p3, start, end, duration, error, slash in zip(
+            single, *cells.values(), backslash
+        )
+    }
+
+
+def _rows_of(table: CsvTable | None, groups: Mapping[str, list[int]], jobs: Iterable[str]) -> dict[str, list[GenerationRow]]:
     if table is None:
         return {}
-    indices = [i for j in jobs for i in groups.get(j, ())]
+    wanted = [j for j in jobs if j in groups]
+    indices = [i for j in wanted for i in groups[j]]
     rows = {i: GenerationRow.from_cells(cells, table.lines[i]) for i, cells in zip(indices, table.rows(indices))}
-    return {j: [rows[i] for i in groups[j]] for j in jobs if j in groups}
+    return {j: [rows[i] for i in groups[j]] for j in wanted}
 
 
-def _plan(
-    table: CsvTable,
+def _decide(
+    table: CsvTable | None,
     groups: Mapping[str, list[int]],
-    rows: Mapping[str, list[GenerationRow]],
     jobs: Sequence[str],
-    manifest: Mapping[str, Job],
-    evidence: Mapping[str, Evidence],
+    manifest: Manifest,
+    scanner: RunScanner,
     options: ConsolidateOptions,
     now: dt.datetime,
+    progress: Progress | None = None,
+) -> dict[str, _Outcome]:
+    """The outcome of each job: settled rows by the fast path, every other job through the reconciler."""
+    facts = _row_facts(table, groups, jobs) if table is not None else {}
+    outcomes: dict[str, _Outcome] = {}
+    pending: dict[str, Folder] = {}
+    for done, job_id in enumerate(jobs, 1):
+        folder = scanner.folder(job_id)
+        fact = facts.get(job_id)
+        markers = scanner.markers.get(job_id, {})
+        if fact is not None and is_settled(fact, markers, folder, scanner.folder_rel(job_id)):
+            outcomes[job_id] = _SETTLED
+        else:
+            pending[job_id] = folder
+        if progress is not None and (done % 1000 == 0 or done == len(jobs)):
+            progress(done, len(jobs))
+    rows = _rows_of(table, groups, pending)
+    jobs_to_insert = manifest.jobs(j for j in pending if j not in rows)
+    for job_id, folder in pending.items():
+        group = rows.get(job_id, [])
+        evidence = scanner.evidence(job_id, _recorded(group), folder)
+        merge = None
+        row: GenerationRow | None = group[0] if group else None
+        if len(group) > 1:
+            row, merge = merge_duplicates(group, evidence)
+        decision = reconcile(row, jobs_to_insert.get(job_id), evidence, options.reconcile_options, now, options.run_id, job_id)
+        outcomes[job_id] = _Outcome(decision, group[0] if group else None, merge, len(evidence.invalid_previews))
+    return outcomes
+
+
+def _layout(
+    table: CsvTable,
+    groups: Mapping[str, list[int]],
+    jobs: Sequence[str],
+    outcomes: Mapping[str, _Outcome],
+    manifest: Manifest,
     orphans: Sequence[str],
 ) -> _Plan:
+    """The rows to replace, remove and append, and the counters, for these outcomes against `table`."""
     counts: Counter[str] = Counter()
     conflicts: list[Conflict] = []
     before: Counter[str] = Counter()
     after: Counter[str] = Counter()
-    final: dict[str, tuple[GenerationRow, int | None, list[int]]] = {}
-    header_set = set(table.header)
-    for job_id in jobs:
-        group = rows.get(job_id, [])
-        counts["considered"] += len(group) or 1
-        ev = evidence[job_id]
-        if len(group) > 1:
-            merged, conflict = merge_duplicates(group, ev)
-            conflicts.append(conflict)
-            counts["duplicate_rows_merged"] += len(group) - 1
-            row: GenerationRow | None = merged
-        else:
-            row = group[0] if group else None
-        for r in group:
-            before[r.status.value] += 1
-        decision = reconcile(row, manifest.get(job_id), ev, options.reconcile_options, now, options.run_id, job_id)
-        conflicts.extend(decision.conflicts)
-        after[decision.row.status.value] += 1
-        counts["marker_mismatches_fixed"] += decision.marker_mismatch_fixed
-        counts["downgraded_missing_output"] += decision.downgraded
-        counts["missing_outputs"] += decision.missing_output
-        counts["invalid_previews"] += len(ev.invalid_previews)
-        counts["not_in_manifest"] += bool(group) and job_id not in manifest
-        final[job_id] = (decision.row, groups[job_id][0] if group else None, groups.get(job_id, []))
+    statuses = table.column("status")
+    decided = [o.decision.row for o in outcomes.values() if o.decision is not None]
     # A known column the file lacks is added (at the tail) only when some row has a value for it.
-    added = [c for c in GENERATIONS_COLUMNS if c not in header_set and any(f[0].cell(c) for f in final.values())]
+    added = [c for c in GENERATIONS_COLUMNS if c not in table.header and any(row.cell(c) for row in decided)]
     header = [*table.header, *added]
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
     written: list[tuple[int, dict[str, str]]] = []
     next_line = (table.lines[-1] + 1) if len(table) else 2
-    for job_id, (row, first_index, indices) in final.items():
-        cells = row.to_cells() if first_index is None or row != rows[job_id][0] or len(indices) > 1 else None
-        if first_index is not None:
-            original = rows[job_id][0].source
-            text = None if cells is None else [cells.get(c, "") for c in header]
-            same = text is None or text == [original.get(c, "") for c in header]
-            for other in indices[1:]:
-                replaced[other] = b""
-            if same:
+    for job_id in jobs:
+        indices = groups.get(job_id, [])
+        outcome = outcomes[job_id]
+        counts["considered"] += len(indices) or 1
+        counts["duplicate_rows_merged"] += max(len(indices) - 1, 0)
+        counts["not_in_manifest"] += bool(indices) and job_id not in manifest
+        for index in indices:
+            before[statuses[index]] += 1
+        decision = outcome.decision
+        if decision is None:
+            after[statuses[indices[0]]] += 1
+            counts["unchanged"] += 1
+            continue
+        if outcome.merge is not None:
+            conflicts.append(outcome.merge)
+        conflicts.extend(decision.conflicts)
+        after[decision.row.status.value] += 1
+        counts["marker_mismatches_fixed"] += decision.marker_mismatch_fixed
+        counts["downgraded_missing_output"] += decision.downgraded
+        counts["missing_outputs"] += decision.missing_output
+        counts["invalid_previews"] += outcome.invalid_previews
+        for other in indices[1:]:
+            replaced[other] = b""
+        row, first = decision.row, outcome.first
+        if first is not None and len(indices) == 1 and row == first:
+            counts["unchanged"] += 1
+            continue
+        cells = row.to_cells()
+        text = [cells.get(c, "") for c in header]
+        if first is not None:
+            if text == [first.source.get(c, "") for c in header]:
                 counts["unchanged"] += 1
                 continue
-            assert text is not None
-            replaced[first_index] = encode_row(text, table.newline)
-            written.append((table.lines[first_index], dict(zip(header, text))))
+            replaced[indices[0]] = encode_row(text, table.newline)
+            written.append((table.lines[indices[0]], dict(zip(header, text))))
             counts["upsert_updated"] += 1
         else:
-            assert cells is not None
-            text = [cells.get(c, "") for c in header]
             appended.append(encode_row(text, table.newline))
             written.append((next_line, dict(zip(header, text))))
             next_line += 1
@@ -289,84 +347,95 @@ def _consolidate(
     if os.path.lexists(log_path) and not log_path.is_file():
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
-    table = read_csv_table(csv_path, validate_generations) if csv_path.exists() else None
-    manifest = read_manifest(resolver, run_id)
-    groups = _groups(table, run_id)
-    if not resolver.run_root(run_id).is_dir():
-        if groups:
-            raise UnknownRunError(
-                f"{resolver.run_root(run_id)}: folder missing while {csv_path} has"
-                f" {sum(map(len, groups.values()))} rows of run {run_id!r}; with no evidence at all every"
-                " completed job would be downgraded. Nothing was changed."
-            )
-        raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
-    statuses = table.column("status") if table is not None else []
-    jobs = _select(groups, statuses, manifest, options)
-    rows = _rows_of(table, groups, jobs)
-    recorded = {j: _recorded(rows.get(j, [])) for j in jobs}
-    scanner = RunScanner(resolver, run_id)
-    evidence = scanner.scan(recorded, progress)
-    prefix = f"runs/{run_id}/outputs/"
-    legacy_folders = {  # e.g. outputs/<algo>/ of old layouts: named by rows, not a job's folder
-        p[len(prefix) :].split("/", 1)[0] for r in recorded.values() for p in map(to_posix, r.paths) if p.startswith(prefix)
-    }
-    orphans = tuple(sorted(scanner.job_ids_on_disk() - set(groups) - set(manifest) - legacy_folders))
-    base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
-    plan = _plan(base, groups, rows, jobs, manifest, evidence, options, moment, orphans)
-    _check_written(plan, csv_path)
-    written = False
+    # Every job folder is listed while the table is read, unless only a few jobs may be considered.
+    prefetch = options.max_rows is None and options.only_status is None
+    with RunScanner(resolver, run_id, prefetch=prefetch) as scanner:
+        table = read_csv_table(csv_path, validate_generations) if csv_path.exists() else None
+        manifest = Manifest.read(resolver, run_id)
+        groups = _groups(table, run_id)
+        if not resolver.run_root(run_id).is_dir():
+            if groups:
+                raise UnknownRunError(
+                    f"{resolver.run_root(run_id)}: folder missing while {csv_path} has"
+                    f" {sum(map(len, groups.values()))} rows of run {run_id!r}; with no evidence at all every"
+                    " completed job would be downgraded. Nothing was changed."
+                )
+            raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
+        base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
+        jobs = _select(groups, base.column("status"), manifest, options)
+        outcomes = _decide(table, groups, jobs, manifest, scanner, options, moment, progress)
+        orphans = _orphans(scanner, base, groups, manifest)
+        plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
+        _check_written(plan, csv_path)
+        written = False
 
-    def summary() -> Summary:
-        return _summary(options, plan, written, moment, time.monotonic() - started)
+        def summary() -> Summary:
+            return _summary(options, plan, written, moment, time.monotonic() - started)
 
-    if options.strict and plan.conflicts:
-        result = summary()
-        append_log_record(resolver.metrics_log_path(), result.to_record())
-        raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
-    if not options.dry_run and (plan.replaced or plan.appended):
-        plan, written = _write(resolver, table, plan, recorded, jobs, manifest, evidence, options, moment, scanner, orphans)
+        if options.strict and plan.conflicts:
+            result = summary()
+            append_log_record(resolver.metrics_log_path(), result.to_record())
+            raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
+        if not options.dry_run and (plan.replaced or plan.appended):
+            plan, written = _write(resolver, table, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
 
 
+def _orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int]], manifest: Manifest) -> tuple[str, ...]:
+    """Jobs with outputs or markers that neither the CSV nor the manifest knows."""
+    unknown = {j for j in scanner.job_ids_on_disk() if j not in groups and j not in manifest}
+    if unknown:
+        prefix = f"runs/{scanner.run_id}/outputs/"
+        indices = [i for rows in groups.values() for i in rows]
+        recorded = table.columns(indices, _RECORDED_PATHS).values()
+        # e.g. outputs/<algo>/ of old layouts: named by the run's rows, not a job's folder
+        unknown -= {p[len(prefix) :].split("/", 1)[0] for p in map(to_posix, chain(*recorded)) if p.startswith(prefix)}
+    return tuple(sorted(unknown))
+
+
 def _write(
     resolver: PathResolver,
     table: CsvTable | None,
-    plan: _Plan,
-    recorded: Mapping[str, Recorded],
+    groups: Mapping[str, list[int]],
     jobs: Sequence[str],
-    manifest: Mapping[str, Job],
-    evidence: Mapping[str, Evidence],
+    outcomes: Mapping[str, _Outcome],
+    manifest: Manifest,
+    scanner: RunScanner,
     options: ConsolidateOptions,
     now: dt.datetime,
-    scanner: RunScanner,
     orphans: Sequence[str],
 ) -> tuple[_Plan, bool]:
-    """Under the lock: merge against the file as it is now, reconciling again rows that changed.
+    """Under the lock: merge against the file as it is now, reconciling again the jobs whose rows changed.
 
-    Rows are pure functions of (row, evidence): reconciling the fresh file again gives the same
-    decisions for rows nobody touched, and fresh ones for rows a worker changed meanwhile.
+    An outcome is a pure function of (rows, evidence): a job whose rows still have the same bytes
+    keeps its outcome; a job a worker wrote meanwhile is decided again from its new rows.
     """
     path = resolver.generations_csv_path()
     resolver.tables_root.mkdir(parents=True, exist_ok=True)
-    base = table if table is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
     with table_lock(path, options.lock_timeout):
-        current_bytes = path.read_bytes() if path.exists() else None
-        if current_bytes != (table.data if table is not None else None):
-            fresh = read_csv_table(path, validate_generations) if current_bytes is not None else None
+        current = path.read_bytes() if path.exists() else None
+        base = table if table is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
+        if current != (table.data if table is not None else None):
+            fresh = read_csv_table(path, validate_generations) if current is not None else None
             base = fresh if fresh is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
-            groups = _groups(fresh, options.run_id)
-            rows = _rows_of(fresh, groups, jobs)
-            evidence = dict(evidence)
-            for job_id, group in rows.items():
-                now_recorded = _recorded(group)
-                if now_recorded != recorded.get(job_id):
-                    evidence[job_id] = scanner.evidence(job_id, now_recorded)
-            plan = _plan(base, groups, rows, jobs, manifest, evidence, options, now, orphans)
+            fresh_groups = _groups(fresh, options.run_id)
+            same_header = table is not None and fresh is not None and fresh.header == table.header
+
+            def rows_bytes(source: CsvTable | None, of: Mapping[str, list[int]], job_id: str) -> list[bytes]:
+                return [source.raw(i) for i in of.get(job_id, ())] if source is not None else []
+
+            changed = [
+                j for j in jobs if not same_header or rows_bytes(fresh, fresh_groups, j) != rows_bytes(table, groups, j)
+            ]
+            outcomes = {**outcomes, **_decide(fresh, fresh_groups, changed, manifest, scanner, options, now)}
+            plan = _layout(base, fresh_groups, jobs, outcomes, manifest, orphans)
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
                 return plan, False
+        else:
+            plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
         write_bytes_atomic(path, render_table(base, plan.replaced, plan.appended, plan.added_columns))
     return plan, True
 
