@@ -148,6 +148,8 @@ class GenerationRow:
     worker_commit: str = ""
     extra: Mapping[str, str] = attrs.field(factory=dict)
     source: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    parsed: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """The typed values of `source`: a typed value still equal to its parsed one keeps its text."""
     line: int | None = attrs.field(default=None, eq=False)
 
     @classmethod
@@ -157,11 +159,12 @@ class GenerationRow:
         Hot path (every row of a run): the typed cells go through the converter's hooks directly.
         """
         values: dict[str, Any] = {name: cells.get(name, "") for name in _TEXT_FIELDS}
+        parsed: dict[str, Any] = {}
         for name, hook, kind in _TYPED_HOOKS:
             text = cells.get(name, "")
-            values[name] = hook(text, kind) if text or name == "status" else None
+            parsed[name] = hook(text, kind) if text or name == "status" else None
         extra = {k: cells[k] for k in cells.keys() - _KNOWN}
-        return cls(**values, extra=extra, source=cells, line=line)
+        return cls(**values, **parsed, extra=extra, source=cells, parsed=parsed, line=line)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -172,13 +175,11 @@ class GenerationRow:
         if column not in _KNOWN:
             return self.extra.get(column, "")
         value = getattr(self, column)
-        if column in self.source and column in _TYPED:
-            original = self.source[column]
-            try:
-                if text_converter.structure(original, _TYPED[column]) == value:
-                    return original
-            except ValueError:
-                pass
+        if column not in _TYPED:
+            return str(value)
+        original = self.source.get(column)
+        if original is not None and column in self.parsed and self.parsed[column] == value:
+            return original
         return _format(column, value)
 
     def to_cells(self) -> dict[str, str]:

@@ -145,12 +145,12 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
     return _Verdict(csv, "")
 
 
-def _fill_times(row: GenerationRow, ev: Evidence) -> GenerationRow:
-    if row.status not in (Status.COMPLETED, Status.FAILED):
-        return row
+def _time_changes(row: GenerationRow, status: Status, ev: Evidence) -> dict[str, Any]:
+    if status not in (Status.COMPLETED, Status.FAILED):
+        return {}
     start, end = row.generation_start, row.generation_end
     if start is None or end is None:
-        event = ev.log_event if ev.log_event is not None and ev.log_event.status is row.status else None
+        event = ev.log_event if ev.log_event is not None and ev.log_event.status is status else None
         found_end = event.end if event else max(
             (t for t in (ev.completed_at, ev.failed_at, ev.object_mtime) if t is not None), default=None
         )
@@ -167,11 +167,11 @@ def _fill_times(row: GenerationRow, ev: Evidence) -> GenerationRow:
     if duration is None and start is not None and end is not None:
         duration = round((end - start).total_seconds(), 3)
     if (start, end, duration) == (row.generation_start, row.generation_end, row.generation_duration_s):
-        return row
-    return attrs.evolve(row, generation_start=start, generation_end=end, generation_duration_s=duration)
+        return {}
+    return {"generation_start": start, "generation_end": end, "generation_duration_s": duration}
 
 
-def _fill_paths(row: GenerationRow, ev: Evidence) -> GenerationRow:
+def _path_changes(row: GenerationRow, ev: Evidence) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if ev.object_path and row.gen_object_path != ev.object_path:
         changes["gen_object_path"] = ev.object_path
@@ -179,7 +179,7 @@ def _fill_paths(row: GenerationRow, ev: Evidence) -> GenerationRow:
         recorded = getattr(row, column)
         if recorded != ev.previews[slot] and (not recorded or recorded not in ev.existing_paths):
             changes[column] = ev.previews[slot]
-    return attrs.evolve(row, **changes) if changes else row
+    return changes
 
 
 def reconcile(
@@ -198,22 +198,25 @@ def reconcile(
     verdict = _verdict(current, evidence, options, now, conflicts)
     missing_output = (current.status is Status.COMPLETED or evidence.has_completed) and not evidence.has_object
     changed = verdict.status is not current.status
+    status, error = current.status, current.error_msg
+    changes: dict[str, Any] = {}
     if changed and not options.fix_status:
         conflicts.append(
             Conflict(job_id, "status_not_fixed", f"would set {verdict.status} ({verdict.reason})", resolved=False)
         )
     elif changed:
         note = f"consolidate: {current.status} -> {verdict.status}: {verdict.reason}"
-        error = current.error_msg
         if verdict.error:
             error = _append(error, verdict.error) if verdict.error not in error else error
-        current = attrs.evolve(current, status=verdict.status, notes=_append(current.notes, note), error_msg=error)
-    if current.status is Status.FAILED and not current.error_msg and evidence.error_text:
-        current = attrs.evolve(current, error_msg=evidence.error_text)
-    current = _fill_times(_fill_paths(current, evidence), evidence)
+        status = verdict.status
+        changes.update(status=status, notes=_append(current.notes, note), error_msg=error)
+    if status is Status.FAILED and not error and evidence.error_text:
+        changes["error_msg"] = evidence.error_text
+    changes.update(_path_changes(current, evidence))
+    changes.update(_time_changes(current, status, evidence))
     applied = changed and options.fix_status
     return Decision(
-        row=current,
+        row=attrs.evolve(current, **changes) if changes else current,
         before=before,
         conflicts=tuple(conflicts),
         marker_mismatch_fixed=applied and verdict.from_markers,

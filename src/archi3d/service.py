@@ -377,7 +377,7 @@ def _consolidate(
             append_log_record(resolver.metrics_log_path(), result.to_record())
             raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
         if not options.dry_run and (plan.replaced or plan.appended):
-            plan, written = _write(resolver, table, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
+            plan, written = _write(resolver, table, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
@@ -398,6 +398,7 @@ def _orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int
 def _write(
     resolver: PathResolver,
     table: CsvTable | None,
+    plan: _Plan,
     groups: Mapping[str, list[int]],
     jobs: Sequence[str],
     outcomes: Mapping[str, _Outcome],
@@ -434,8 +435,6 @@ def _write(
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
                 return plan, False
-        else:
-            plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
         write_bytes_atomic(path, render_table(base, plan.replaced, plan.appended, plan.added_columns))
     return plan, True
 
