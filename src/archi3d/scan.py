@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,11 +22,11 @@ __all__ = [
     "Folder",
     "Recorded",
     "RunScanner",
+    "WorkerLog",
     "choose_object",
     "marker_time",
     "name_in_folder",
     "read_error_text",
-    "read_worker_events",
 ]
 
 UTC = dt.timezone.utc
@@ -128,39 +128,67 @@ def read_error_text(path: str | Path) -> str | None:
     return text
 
 
-def read_worker_events(path: Path, run_id: str) -> dict[str, LogEvent]:
-    """The last job_completed/job_failed event of each job of `run_id` in worker.log (streamed)."""
-    events: dict[str, LogEvent] = {}
-    if not path.is_file():  # absent, or not a regular file that a read would not block on
-        return events
+def _parse_event(line: str, run_id: str) -> tuple[str, LogEvent] | None:
+    """The job and event of one worker.log line, if it is a job_completed/job_failed event of `run_id`."""
+    stamp, _, body = line.strip().partition(" ")
     try:
-        handle = open(path, encoding="utf-8", errors="replace")
-    except OSError:
-        return events
-    with handle:
-        for line in handle:
-            if run_id not in line or "job_" not in line:
-                continue
-            stamp, _, body = line.strip().partition(" ")
-            try:
-                record = json.loads(body)
-                end = parse_timestamp(stamp)
-            except _GARBAGE:
-                continue
-            if not isinstance(record, dict) or end is None or not _plausible(end) or record.get("run_id") != run_id:
-                continue
-            status = _EVENTS.get(str(record.get("event")))
-            job_id = record.get("job_id")
-            if status is None or not isinstance(job_id, str):
-                continue
-            duration = record.get("duration_s")
-            seconds = float(duration) if isinstance(duration, (int, float)) and 0 <= duration <= MAX_DURATION else None
-            if seconds is not None and not _plausible(end - dt.timedelta(seconds=seconds)):
-                seconds = None
-            previous = events.get(job_id)
-            if previous is None or previous.end <= end:
-                events[job_id] = LogEvent(status, end, seconds)
-    return events
+        record = json.loads(body)
+        end = parse_timestamp(stamp)
+    except _GARBAGE:
+        return None
+    if not isinstance(record, dict) or end is None or not _plausible(end) or record.get("run_id") != run_id:
+        return None
+    status = _EVENTS.get(str(record.get("event")))
+    job_id = record.get("job_id")
+    if status is None or not isinstance(job_id, str):
+        return None
+    duration = record.get("duration_s")
+    seconds = float(duration) if isinstance(duration, (int, float)) and 0 <= duration <= MAX_DURATION else None
+    if seconds is not None and not _plausible(end - dt.timedelta(seconds=seconds)):
+        seconds = None
+    return job_id, LogEvent(status, end, seconds)
+
+
+_JOB_ID_FIELD = re.compile(r'"job_id"\s*:\s*"([^"]*)"')
+
+
+class WorkerLog:
+    """The job events of one run in worker.log: lines are filed by job, and parsed when that job is asked for."""
+
+    def __init__(self, run_id: str, lines: Mapping[str, list[str]]) -> None:
+        self.run_id = run_id
+        self._lines = lines
+
+    @classmethod
+    def read(cls, path: Path, run_id: str) -> WorkerLog:
+        lines: dict[str, list[str]] = {}
+        if not path.is_file():  # absent, or not a regular file that a read would not block on
+            return cls(run_id, lines)
+        try:
+            handle = open(path, encoding="utf-8", errors="replace")
+        except OSError:
+            return cls(run_id, lines)
+        with handle:
+            for line in handle:
+                if run_id not in line or "job_" not in line:
+                    continue
+                # Without a backslash no JSON string is escaped, so a single "job_id" names the job
+                # (or, nested, no job: the parse at lookup then rejects the line). Otherwise parse now.
+                found = _JOB_ID_FIELD.search(line) if "\\" not in line and line.count('"job_id"') == 1 else None
+                if found is not None:
+                    lines.setdefault(found.group(1), []).append(line)
+                elif (parsed := _parse_event(line, run_id)) is not None:
+                    lines.setdefault(parsed[0], []).append(line)
+        return cls(run_id, lines)
+
+    def event(self, job_id: str) -> LogEvent | None:
+        """The job's last event (latest time; the later line on a tie)."""
+        last: LogEvent | None = None
+        for line in self._lines.get(job_id, ()):
+            parsed = _parse_event(line, self.run_id)
+            if parsed is not None and parsed[0] == job_id and (last is None or last.end <= parsed[1].end):
+                last = parsed[1]
+        return last
 
 
 def _metadata_mismatch(path: str, run_id: str, job_id: str, rel_folder: str) -> str | None:
@@ -196,12 +224,46 @@ Entry = tuple[int, float, bool]
 """A listed file: size, mtime, and whether it is a regular file."""
 
 
-@attrs.frozen
 class Folder:
-    """One listing of a job's outputs folder; no files when its metadata.json names another job."""
+    """One listing of a job's outputs folder; a file is stat-ed only when first asked about.
 
-    files: Mapping[str, Entry] = attrs.field(factory=dict)
-    mismatch: str | None = None
+    `kinds` holds every listed name: True for a regular file, False for anything else, None for a
+    symbolic link (whose target decides). A folder whose metadata.json names another job lists nothing.
+    """
+
+    def __init__(
+        self,
+        kinds: Mapping[str, bool | None] | None = None,
+        stat: Callable[[str, bool], Entry | None] | None = None,
+        mismatch: str | None = None,
+    ) -> None:
+        self.kinds: Mapping[str, bool | None] = kinds or {}
+        self.mismatch = mismatch
+        self._stat = stat
+        self._entries: dict[str, Entry | None] = {}
+
+    @classmethod
+    def of(cls, files: Mapping[str, Entry], mismatch: str | None = None) -> Folder:
+        """A folder of known entries."""
+        return cls({name: entry[2] for name, entry in files.items()}, lambda name, _: files.get(name), mismatch)
+
+    def get(self, name: str) -> Entry | None:
+        """The file's entry; None when it is not listed, cannot be stat-ed or links out of the workspace."""
+        if name not in self.kinds or self._stat is None:
+            return None
+        if name not in self._entries:
+            self._entries[name] = self._stat(name, self.kinds[name] is None)
+        return self._entries[name]
+
+    def is_regular(self, name: str) -> bool:
+        if self.kinds.get(name) is True:
+            return True
+        entry = self.get(name)
+        return entry is not None and entry[2]
+
+    def files(self) -> dict[str, Entry]:
+        """Every listed name that could be stat-ed, with its entry."""
+        return {name: entry for name in self.kinds if (entry := self.get(name)) is not None}
 
 
 def name_in_folder(path: str, folder: str) -> str | None:
@@ -215,17 +277,21 @@ def name_in_folder(path: str, folder: str) -> str | None:
 Chosen = tuple[str, Entry]
 
 
-def choose_object(folder: str, files: Mapping[str, Entry], named: Chosen | None) -> tuple[Chosen | None, tuple[str, ...]]:
+def choose_object(rel_folder: str, folder: Folder, named: Chosen | None) -> tuple[Chosen | None, tuple[str, ...]]:
     """The job's object: the file its row names if non-empty, else generated.glb, else the newest *.glb.
 
     Returns it (workspace-relative path and entry) and, when several *.glb were candidates, all of them.
     """
     if named is not None and named[1][2] and named[1][0] > 0:
         return named, ()
-    generated = files.get("generated.glb")
+    generated = folder.get("generated.glb")
     if generated is not None and generated[2] and generated[0] > 0:
-        return (f"{folder}/generated.glb", generated), ()
-    glbs = sorted((e[1], f"{folder}/{n}", e) for n, e in files.items() if n.lower().endswith(".glb") and e[2] and e[0] > 0)
+        return (f"{rel_folder}/generated.glb", generated), ()
+    glbs = sorted(
+        (e[1], f"{rel_folder}/{n}", e)
+        for n in folder.kinds
+        if n.lower().endswith(".glb") and (e := folder.get(n)) is not None and e[2] and e[0] > 0
+    )
     if not glbs:
         return None, ()
     return (glbs[-1][1], glbs[-1][2]), (tuple(rel for _, rel, _ in glbs) if len(glbs) > 1 else ())
@@ -247,13 +313,9 @@ def _unreadable(folder: str, error: OSError) -> InputError:
 
 
 class RunScanner:
-    """Scans one run: one listing of state/ and outputs/ up front, then one listing per job folder.
+    """Scans one run: one listing of state/ and outputs/ up front, then one listing per job folder."""
 
-    With `prefetch`, a background thread lists every job folder meanwhile (the listing is system
-    calls, which run beside the table's parsing and validation); `close()` stops it.
-    """
-
-    def __init__(self, resolver: PathResolver, run_id: str, prefetch: bool = False) -> None:
+    def __init__(self, resolver: PathResolver, run_id: str) -> None:
         self.run_id = validate_id(run_id, "run_id")
         self.workspace = str(resolver.workspace)
         self._real_workspace = os.path.realpath(self.workspace)
@@ -271,84 +333,50 @@ class RunScanner:
         self.output_folders = frozenset(
             name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )
-        self.events = read_worker_events(resolver.worker_log_path(), run_id)
-        self._listed: dict[str, Folder] = {}
-        self._claimed: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if prefetch and self.output_folders:
-            self._thread = threading.Thread(target=self._prefetch, name="archi3d-scan", daemon=True)
-            self._thread.start()
-
-    def __enter__(self) -> RunScanner:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._listed.clear()
-
-    def _prefetch(self) -> None:
-        for job_id in self.output_folders:
-            if self._stop.is_set():
-                return
-            if job_id in self._claimed:
-                continue
-            try:
-                self._listed[job_id] = self._read_folder(job_id)
-            except InputError:
-                continue  # the main thread lists it again and reports the error
+        self.worker_log = WorkerLog.read(resolver.worker_log_path(), run_id)
 
     def job_ids_on_disk(self) -> set[str]:
         """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""
-        marked = {job for job, kinds in self.markers.items() if kinds.keys() - {"error.txt"}}
+        marked = {job for job, kinds in self.markers.items() if len(kinds) > ("error.txt" in kinds)}
         return marked | set(self.output_folders)
 
     def folder_rel(self, job_id: str) -> str:
         return f"{self._rel_outputs}/{job_id}"
 
-    def folder(self, job_id: str) -> Folder:
-        """The listing of the job's outputs folder (each folder is listed once: taking it forgets it)."""
-        if job_id not in self.output_folders:
-            return _NO_FOLDER
-        self._claimed.add(job_id)
-        listed = self._listed.pop(job_id, None)
-        return listed if listed is not None else self._read_folder(job_id)
-
     def _inside(self, path: str) -> bool:
         real = os.path.realpath(path)
         return real == self._real_workspace or real.startswith(self._real_workspace + os.sep)
 
-    def _read_folder(self, job_id: str) -> Folder:
-        files: dict[str, Entry] = {}
-        folder = os.path.join(self._outputs, job_id)
+    def folder(self, job_id: str) -> Folder:
+        """One listing of the job's outputs folder (names and kinds; files are stat-ed when asked about)."""
+        if job_id not in self.output_folders:
+            return _NO_FOLDER
+        path = f"{self._outputs}{os.sep}{job_id}"
         try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat()
-                    except OSError:
-                        continue
-                    if entry.is_symlink() and not self._inside(entry.path):
-                        continue
-                    files[entry.name] = (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
+            with os.scandir(path) as entries:
+                kinds = {e.name: None if e.is_symlink() else e.is_file(follow_symlinks=False) for e in entries}
         except (FileNotFoundError, NotADirectoryError):
-            pass
+            return _NO_FOLDER
         except OSError as error:
             # An unreadable folder is no evidence of a missing object: refuse rather than downgrade.
-            raise _unreadable(folder, error) from None
-        if "metadata.json" in files:
-            mismatch = _metadata_mismatch(
-                os.path.join(folder, "metadata.json"), self.run_id, job_id, self.folder_rel(job_id)
-            )
+            raise _unreadable(path, error) from None
+
+        def stat_file(name: str, link: bool) -> Entry | None:
+            file = f"{path}{os.sep}{name}"
+            try:
+                st = os.stat(file)
+            except OSError:
+                return None
+            if link and not self._inside(file):
+                return None
+            return (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
+
+        folder = Folder(kinds, stat_file)
+        if "metadata.json" in kinds:
+            mismatch = _metadata_mismatch(os.path.join(path, "metadata.json"), self.run_id, job_id, self.folder_rel(job_id))
             if mismatch is not None:
-                return Folder({}, mismatch)
-        return Folder(files)
+                return Folder(mismatch=mismatch)
+        return folder
 
     def _stat(self, rel: str) -> Entry | None:
         if not is_safe_relative(rel):
@@ -371,19 +399,18 @@ class RunScanner:
         kinds = self.markers.get(job_id, {})
         rel_folder = self.folder_rel(job_id)
         listing = self.folder(job_id) if folder is None else folder
-        files = listing.files
 
         def lookup(rel: str) -> Entry | None:
             posix = to_posix(rel)
             name = name_in_folder(posix, rel_folder)
-            return files.get(name) if name is not None else self._stat(posix)
+            return listing.get(name) if name is not None else self._stat(posix)
 
         existing = frozenset(
             to_posix(p) for p in {*recorded.paths, *recorded.previews} if p and (e := lookup(p)) is not None and e[2]
         )
         named_entry = lookup(recorded.gen_object) if recorded.gen_object else None
         named = (to_posix(recorded.gen_object), named_entry) if named_entry is not None else None
-        chosen, candidates = choose_object(rel_folder, files, named)
+        chosen, candidates = choose_object(rel_folder, listing, named)
 
         settled = None if recorded.settled is None else recorded.settled.value
         if settled == Status.COMPLETED.value and chosen is None:
@@ -401,7 +428,7 @@ class RunScanner:
             if recorded.previews[slot] and to_posix(recorded.previews[slot]) in existing:
                 continue
             name = f"preview_{slot + 1}.png"
-            entry = files.get(name)
+            entry = listing.get(name)
             if entry is None:
                 continue
             rel = f"{rel_folder}/{name}"
@@ -410,7 +437,7 @@ class RunScanner:
             else:
                 invalid.append(rel)
 
-        earliest = min((e[1] for e in files.values() if e[2]), default=None)
+        earliest = min((e[1] for e in listing.files().values() if e[2]), default=None)
         return Evidence(
             inprogress_at=times.get("inprogress"),
             completed_at=times.get("completed"),
@@ -428,7 +455,7 @@ class RunScanner:
             existing_paths=existing,
             error_text=error_text,
             metadata_mismatch=listing.mismatch,
-            log_event=self.events.get(job_id),
+            log_event=self.worker_log.event(job_id),
         )
 
 

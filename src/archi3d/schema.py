@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow
+import pyarrow.compute as pc
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -34,26 +39,74 @@ NUMBER_RULE = "expected a number or empty"
 PATH_RULE = "expected a workspace-relative path (not absolute, no '..') or empty"
 
 
-def _full(pattern: str, rule: str, allow_empty: bool) -> pa.Check:
+def _arrow(series: pd.Series) -> Any:
+    """The cells as a pyarrow array (no copy for pandas' pyarrow-backed strings)."""
+    return pyarrow.array(series.array)
+
+
+def _data_holds(cells: Any, needles: Sequence[bytes]) -> bool:
+    """Whether the bytes behind the cells hold any needle (possibly across two cells: a cheap over-estimate)."""
+    for chunk in cells.chunks if isinstance(cells, pyarrow.ChunkedArray) else [cells]:
+        data = chunk.buffers()[2]
+        if data is not None:
+            raw = data.to_pybytes()
+            if any(needle in raw for needle in needles):
+                return True
+    return False
+
+
+def _all_bytes_in(cells: Any, allowed: npt.NDArray[np.bool_]) -> bool:
+    for chunk in cells.chunks if isinstance(cells, pyarrow.ChunkedArray) else [cells]:
+        data = chunk.buffers()[2]
+        if data is not None and not allowed[np.frombuffer(data, dtype=np.uint8)].all():
+            return False
+    return True
+
+
+Quick = Callable[[Any], bool]
+
+
+def _full(pattern: str, rule: str, allow_empty: bool, quick: Quick | None = None) -> pa.Check:
+    """Every cell matches `pattern` (or is empty); `quick` may vouch for a whole column at once."""
+    anchored = f"^(?:{pattern})$"
+
     def check(series: pd.Series) -> pd.Series:
-        matched = series.str.fullmatch(pattern)
-        return (series == "") | matched if allow_empty else matched
+        cells = _arrow(series)
+        if quick is not None and quick(cells):
+            return pd.Series(True, index=series.index)
+        matched = pc.match_substring_regex(cells, anchored)
+        if allow_empty:
+            matched = pc.or_(matched, pc.equal(cells, ""))
+        return pd.Series(matched.to_numpy(zero_copy_only=False), index=series.index, dtype=bool)
 
     return pa.Check(check, error=rule)
 
 
-def _safe_path(series: pd.Series) -> pd.Series:
-    # Substring tests first (much cheaper than the regex); only the paths they flag get the regex.
-    suspect = (
-        series.str.startswith(("/", "\\"))
-        | (series.str.slice(1, 2) == ":")
-        | series.str.contains("..", regex=False)
-        | series.str.contains("\x00", regex=False)
+_ID_BYTES = np.zeros(256, dtype=np.bool_)
+_ID_BYTES[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] = True
+
+
+def _plain_ids(cells: Any) -> bool:
+    """Every cell 1-128 id characters, none starting with '.', '_' or '-'."""
+    if not len(cells):
+        return True
+    lengths = pc.binary_length(cells)
+    leading = pc.or_(pc.or_(pc.starts_with(cells, "."), pc.starts_with(cells, "_")), pc.starts_with(cells, "-"))
+    return bool(
+        pc.min(lengths).as_py() >= 1
+        and pc.max(lengths).as_py() <= 128
+        and not pc.any(leading).as_py()
+        and _all_bytes_in(cells, _ID_BYTES)
     )
-    safe = pd.Series(True, index=series.index)
-    if suspect.any():
-        safe[suspect] = ~series[suspect].str.contains(_UNSAFE_PATH, regex=True)
-    return safe
+
+
+def _safe_path(series: pd.Series) -> pd.Series:
+    cells = _arrow(series)
+    rooted = pc.any(pc.or_(pc.starts_with(cells, "/"), pc.starts_with(cells, "\\"))).as_py()
+    # No cell starts at a root and no ':', '..' or NUL anywhere: no cell can fail (the usual case).
+    if not rooted and not _data_holds(cells, (b":", b"..", b"\x00")):
+        return pd.Series(True, index=series.index)
+    return ~series.str.contains(_UNSAFE_PATH, regex=True)
 
 
 def _real_timestamp(series: pd.Series) -> pd.Series:
@@ -68,7 +121,8 @@ def _real_timestamp(series: pd.Series) -> pd.Series:
 def _columns(required: Sequence[str], ids: Sequence[str]) -> dict[str, pa.Column]:
     columns: dict[str, pa.Column] = {}
     for name in ids:
-        columns[name] = pa.Column(checks=_full(_ID, ID_RULE, allow_empty=False), required=name in required)
+        check = _full(_ID, ID_RULE, allow_empty=False, quick=_plain_ids)
+        columns[name] = pa.Column(checks=check, required=name in required)
     for name in required:
         columns.setdefault(name, pa.Column(required=True))
     for name in NUMBER_COLUMNS:

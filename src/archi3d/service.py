@@ -347,37 +347,35 @@ def _consolidate(
     if os.path.lexists(log_path) and not log_path.is_file():
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
-    # Every job folder is listed while the table is read, unless only a few jobs may be considered.
-    prefetch = options.max_rows is None and options.only_status is None
-    with RunScanner(resolver, run_id, prefetch=prefetch) as scanner:
-        table = read_csv_table(csv_path, validate_generations) if csv_path.exists() else None
-        manifest = Manifest.read(resolver, run_id)
-        groups = _groups(table, run_id)
-        if not resolver.run_root(run_id).is_dir():
-            if groups:
-                raise UnknownRunError(
-                    f"{resolver.run_root(run_id)}: folder missing while {csv_path} has"
-                    f" {sum(map(len, groups.values()))} rows of run {run_id!r}; with no evidence at all every"
-                    " completed job would be downgraded. Nothing was changed."
-                )
-            raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
-        base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
-        jobs = _select(groups, base.column("status"), manifest, options)
-        outcomes = _decide(table, groups, jobs, manifest, scanner, options, moment, progress)
-        orphans = _orphans(scanner, base, groups, manifest)
-        plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
-        _check_written(plan, csv_path)
-        written = False
+    table = read_csv_table(csv_path, validate_generations) if csv_path.exists() else None
+    manifest = Manifest.read(resolver, run_id)
+    groups = _groups(table, run_id)
+    if not resolver.run_root(run_id).is_dir():
+        if groups:
+            raise UnknownRunError(
+                f"{resolver.run_root(run_id)}: folder missing while {csv_path} has"
+                f" {sum(map(len, groups.values()))} rows of run {run_id!r}; with no evidence at all every"
+                " completed job would be downgraded. Nothing was changed."
+            )
+        raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
+    base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
+    scanner = RunScanner(resolver, run_id)
+    jobs = _select(groups, base.column("status"), manifest, options)
+    outcomes = _decide(table, groups, jobs, manifest, scanner, options, moment, progress)
+    orphans = _orphans(scanner, base, groups, manifest)
+    plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
+    _check_written(plan, csv_path)
+    written = False
 
-        def summary() -> Summary:
-            return _summary(options, plan, written, moment, time.monotonic() - started)
+    def summary() -> Summary:
+        return _summary(options, plan, written, moment, time.monotonic() - started)
 
-        if options.strict and plan.conflicts:
-            result = summary()
-            append_log_record(resolver.metrics_log_path(), result.to_record())
-            raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
-        if not options.dry_run and (plan.replaced or plan.appended):
-            plan, written = _write(resolver, table, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
+    if options.strict and plan.conflicts:
+        result = summary()
+        append_log_record(resolver.metrics_log_path(), result.to_record())
+        raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
+    if not options.dry_run and (plan.replaced or plan.appended):
+        plan, written = _write(resolver, table, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result

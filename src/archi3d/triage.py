@@ -46,15 +46,14 @@ def is_settled(facts: RowFacts, markers: Collection[str], folder: Folder, folder
         return False
     if status == _FAILED and not facts.has_error_msg and "error.txt" in markers:
         return False
-    files = folder.files
     named = None
     if facts.gen_object_path:
         name = name_in_folder(facts.gen_object_path, folder_rel)
         if name is None:  # outside its folder (legacy layout): only the full scan looks there
             return False
-        entry = files.get(name)
+        entry = folder.get(name)
         named = None if entry is None else (facts.gen_object_path, entry)
-    chosen, candidates = choose_object(folder_rel, files, named)
+    chosen, candidates = choose_object(folder_rel, folder, named)
     if candidates or (chosen is None and status == _COMPLETED):
         return False
     if chosen is not None and chosen[0] != facts.gen_object_path:
@@ -62,9 +61,8 @@ def is_settled(facts: RowFacts, markers: Collection[str], folder: Folder, folder
     for slot, recorded in enumerate(facts.previews, 1):
         if recorded:
             name = name_in_folder(recorded, folder_rel)
-            entry = None if name is None else files.get(name)
-            if entry is None or not entry[2]:
+            if name is None or not folder.is_regular(name):
                 return False
-        elif f"preview_{slot}.png" in files:
+        elif f"preview_{slot}.png" in folder.kinds:
             return False
     return True
