@@ -223,6 +223,54 @@ def test_encode_row_quotes_minimally() -> None:
     assert encode_row(["é"], b"\n") == "é\n".encode()
 
 
+_CELL = st.text(alphabet=st.sampled_from(['a', ' ', ',', '"', '\r', '\n', 'é', '0']), max_size=6)
+
+
+@given(st.lists(_CELL, min_size=1, max_size=5))
+def test_encode_row_writes_what_the_csv_module_writes(cells: list[str]) -> None:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    assert encode_row(cells, b"\n") == out.getvalue()[:-2].encode() + b"\n"
+
+
+def _split_line_by_line(data: bytes, offset: int) -> tuple[list[int], list[int], list[int], int | None]:
+    """The obvious record splitter (one line at a time, counting quotes) that the vectorized one must equal."""
+    starts: list[int] = []
+    ends: list[int] = []
+    lines: list[int] = []
+    pos, line, open_start, open_line, quotes = offset, 1, -1, 0, 0
+    pieces = data[offset:].split(b"\n")
+    for number, piece in enumerate(pieces):
+        length = len(piece) + (0 if number == len(pieces) - 1 else 1)
+        if open_start < 0:
+            if not piece.strip(b"\r"):
+                pos, line = pos + length, line + 1
+                continue
+            open_start, open_line, quotes = pos, line, piece.count(b'"')
+        else:
+            quotes += piece.count(b'"')
+        pos, line = pos + length, line + 1
+        if quotes % 2 == 0:
+            starts.append(open_start)
+            ends.append(pos)
+            lines.append(open_line)
+            open_start = -1
+    return starts, ends, lines, (open_line if open_start >= 0 else None)
+
+
+@given(st.lists(st.sampled_from([b"a", b'"', b"\n", b"\r", b",", b'""', b"\r\n"]), max_size=40), st.integers(0, 3))
+def test_record_splitting_equals_the_line_by_line_reading(parts: list[bytes], offset: int) -> None:
+    data = b"".join(parts)
+    offset = min(offset, len(data))
+    assert csvtable._split_records(data, offset) == _split_line_by_line(data, offset)
+
+
+def test_record_splitting_spans_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csvtable, "_CHUNK", 3)
+    data = b'h\n"a\nb",c\n\r\n"x""y"\nlast'
+    assert csvtable._split_records(data, 0) == _split_line_by_line(data, 0)
+
+
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b""])
 def test_encode_row_quotes_any_line_break(newline: bytes) -> None:
     assert encode_row(["a\rb", "c\nd", "e\r\nf"], newline) == b'"a\rb","c\nd","e\r\nf"' + newline

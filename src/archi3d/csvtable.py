@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import io
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,14 +25,17 @@ BOM = b"\xef\xbb\xbf"
 Validator = Callable[["CsvTable"], None]
 
 
+_NEEDS_QUOTES = re.compile(r'[",\r\n]')
+
+
 def encode_row(cells: Sequence[str], newline: bytes) -> bytes:
-    """One CSV record, quoted only where needed, ending with `newline`."""
-    out = io.StringIO()
-    # The writer quotes a cell only for the characters of its own line terminator: with "\r\n" any
-    # cell holding "\r" or "\n" is quoted, whatever `newline` the file uses (a bare "\r" left
+    """One CSV record, quoted only where needed (as the csv module's writer does), ending with `newline`."""
+    if len(cells) == 1 and not cells[0]:
+        return b'""' + newline  # a lone empty field must be quoted, or the record would be a blank line
+    # A cell holding "\r" or "\n" is quoted whatever `newline` the file uses (a bare "\r" left
     # unquoted in an LF file would make a record that no longer parses).
-    csv.writer(out, lineterminator="\r\n").writerow(cells)
-    return out.getvalue()[:-2].encode("utf-8") + newline
+    text = ",".join('"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells)
+    return text.encode("utf-8") + newline
 
 
 _CHUNK = 1 << 23

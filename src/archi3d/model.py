@@ -184,7 +184,7 @@ class GenerationRow:
 
     def to_cells(self) -> dict[str, str]:
         """Every column this row has a value for: the known ones, then the extra ones."""
-        cells = {column: self.cell(column) for column in GENERATIONS_COLUMNS}
+        cells = {column: self.cell(column) if column in _TYPED else getattr(self, column) for column in GENERATIONS_COLUMNS}
         cells.update(self.extra)
         return cells
 

@@ -6,6 +6,10 @@ import contextlib
 import datetime as dt
 import gc
 import os
+import pickle
+import select
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,9 +25,9 @@ from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
 from archi3d.errors import InputError, StrictConflictError, UnknownRunError
 from archi3d.manifest import Manifest
-from archi3d.model import GenerationRow, Status
+from archi3d.model import GenerationRow, Job, Status
 from archi3d.paths import PathResolver, to_posix, validate_id
-from archi3d.reconcile import Conflict, Decision, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
+from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
 from archi3d.scan import Folder, Progress, Recorded, RunScanner
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations
 from archi3d.triage import RowFacts, is_settled
@@ -45,6 +49,8 @@ class ConsolidateOptions:
     heartbeat_timeout: float = 600.0
     stale_policy: StalePolicy = StalePolicy.REQUEUE
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    workers: int | None = None
+    """Processes deciding jobs (1 or 2); None: 2 for large runs on a multi-core Linux machine."""
 
     @property
     def reconcile_options(self) -> Options:
@@ -114,16 +120,23 @@ def _select(
 
 @attrs.frozen
 class _Outcome:
-    """What consolidate decided for one job; no decision: its one row is settled and stays as it is."""
+    """What consolidate decided for one job, in plain values (a worker process may have decided it)."""
 
-    decision: Decision | None = None
-    first: GenerationRow | None = None
-    """The job's first row in the file: the one its reconciled row replaces."""
-    merge: Conflict | None = None
+    after: str
+    """The job's status once consolidated."""
+    cells: Mapping[str, str] | None = None
+    """The text of its reconciled row by column; None when its (first) row keeps its text."""
+    conflicts: tuple[Conflict, ...] = ()
+    marker_mismatch_fixed: bool = False
+    downgraded: bool = False
+    missing_output: bool = False
     invalid_previews: int = 0
 
 
-_SETTLED = _Outcome()
+_SETTLED = {status.value: _Outcome(status.value) for status in Status}
+"""The outcome of a settled row, by its status: it stays as it is."""
+_BATCH = 1000
+_PARALLEL_FROM = 5000
 
 
 @attrs.frozen
@@ -131,7 +144,10 @@ class _Plan:
     replaced: dict[int, bytes]
     appended: list[bytes]
     added_columns: list[str]
-    written: list[tuple[int, dict[str, str]]]
+    header: list[str]
+    written: list[list[str]]
+    """The text of every row written, in `header` order, and the line each will stand on."""
+    written_lines: list[int]
     counts: dict[str, int]
     conflicts: list[Conflict]
     before: Counter[str]
@@ -195,34 +211,150 @@ def _decide(
     scanner: RunScanner,
     options: ConsolidateOptions,
     now: dt.datetime,
+    facts: Mapping[str, RowFacts],
     progress: Progress | None = None,
 ) -> dict[str, _Outcome]:
-    """The outcome of each job: settled rows by the fast path, every other job through the reconciler."""
-    facts = _row_facts(table, groups, jobs) if table is not None else {}
+    """The outcome of each job: settled rows by the fast path, every other job through the reconciler.
+
+    Jobs go to the reconciler in batches, so only a batch's rows are ever materialized.
+    """
+    columns = [*(table.header if table is not None else ()), *GENERATIONS_COLUMNS]
     outcomes: dict[str, _Outcome] = {}
     pending: dict[str, Folder] = {}
+
+    def reconcile_pending() -> None:
+        rows = _rows_of(table, groups, pending)
+        jobs_to_insert = manifest.jobs(j for j in pending if j not in rows)
+        for job_id, folder in pending.items():
+            group = rows.get(job_id, [])
+            outcomes[job_id] = _reconciled(group, jobs_to_insert.get(job_id), scanner, folder, options, now, job_id, columns)
+        pending.clear()
+
     for done, job_id in enumerate(jobs, 1):
         folder = scanner.folder(job_id)
         fact = facts.get(job_id)
-        markers = scanner.markers.get(job_id, {})
-        if fact is not None and is_settled(fact, markers, folder, scanner.folder_rel(job_id)):
-            outcomes[job_id] = _SETTLED
+        if fact is not None and is_settled(fact, scanner.markers.get(job_id, {}), folder, scanner.folder_rel(job_id)):
+            outcomes[job_id] = _SETTLED[fact.status]
         else:
             pending[job_id] = folder
+            if len(pending) >= _BATCH:
+                reconcile_pending()
         if progress is not None and (done % 1000 == 0 or done == len(jobs)):
             progress(done, len(jobs))
-    rows = _rows_of(table, groups, pending)
-    jobs_to_insert = manifest.jobs(j for j in pending if j not in rows)
-    for job_id, folder in pending.items():
-        group = rows.get(job_id, [])
-        evidence = scanner.evidence(job_id, _recorded(group), folder)
-        merge = None
-        row: GenerationRow | None = group[0] if group else None
-        if len(group) > 1:
-            row, merge = merge_duplicates(group, evidence)
-        decision = reconcile(row, jobs_to_insert.get(job_id), evidence, options.reconcile_options, now, options.run_id, job_id)
-        outcomes[job_id] = _Outcome(decision, group[0] if group else None, merge, len(evidence.invalid_previews))
+    reconcile_pending()
     return outcomes
+
+
+def _decide_in_parallel(
+    table: CsvTable | None,
+    groups: Mapping[str, list[int]],
+    jobs: Sequence[str],
+    manifest: Manifest,
+    scanner: RunScanner,
+    options: ConsolidateOptions,
+    now: dt.datetime,
+    facts: Mapping[str, RowFacts],
+    progress: Progress | None = None,
+) -> dict[str, _Outcome]:
+    """`_decide`, with the second half of the jobs decided by a forked worker process meanwhile.
+
+    Deciding is listing, stat-ing and reading files plus pure Python: a second process is the way
+    to a second core. The worker only reads; it sends its outcomes back pickled. If it fails in any
+    way, its half is decided here instead, so the result never depends on the worker.
+    """
+    workers = _workers(options, len(jobs))
+    if workers < 2:
+        return _decide(table, groups, jobs, manifest, scanner, options, now, facts, progress)
+    middle = len(jobs) // 2
+    mine, theirs = jobs[:middle], jobs[middle:]
+    receiving, sending = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: decide, send, and leave without running any of the parent's exit code
+        status = 1
+        try:
+            os.close(receiving)
+            payload = pickle.dumps(_decide(table, groups, theirs, manifest, scanner, options, now, facts), protocol=5)
+            with os.fdopen(sending, "wb") as pipe:
+                pipe.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(sending)
+    started = time.monotonic()
+    payload = b""
+    try:
+        scaled = None if progress is None else lambda done, _: progress(done * len(jobs) // len(mine), len(jobs))
+        outcomes = _decide(table, groups, mine, manifest, scanner, options, now, facts, scaled)
+        # A worker far slower than this half (stuck, or starved) is given up on: its half is done here.
+        payload = _receive(receiving, deadline=time.monotonic() + 2 * (time.monotonic() - started) + 30)
+    finally:
+        if not payload:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if status == 0 and payload:
+        outcomes.update(pickle.loads(payload))
+    else:
+        outcomes.update(_decide(table, groups, theirs, manifest, scanner, options, now, facts))
+    return outcomes
+
+
+def _receive(fd: int, deadline: float) -> bytes:
+    """Everything the worker sends until it closes its end; b"" if that takes past `deadline`."""
+    chunks: list[bytes] = []
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while True:
+            ready, _, _ = select.select([pipe], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                return b""
+            chunk = pipe.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def _workers(options: ConsolidateOptions, jobs: int) -> int:
+    """Processes to decide with: 2 on a multi-core Linux machine for a large run, unless the options say."""
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        return 1
+    if options.workers is not None:
+        return min(options.workers, 2)
+    return 2 if jobs >= _PARALLEL_FROM and len(os.sched_getaffinity(0)) >= 2 else 1
+
+
+def _reconciled(
+    group: Sequence[GenerationRow],
+    job: Job | None,
+    scanner: RunScanner,
+    folder: Folder,
+    options: ConsolidateOptions,
+    now: dt.datetime,
+    job_id: str,
+    columns: Sequence[str],
+) -> _Outcome:
+    """One job through the reconciler (its duplicate rows merged first)."""
+    evidence = scanner.evidence(job_id, _recorded(group), folder)
+    conflicts: tuple[Conflict, ...] = ()
+    first = group[0] if group else None
+    row = first
+    if len(group) > 1:
+        row, merge = merge_duplicates(group, evidence)
+        conflicts = (merge,)
+    decision = reconcile(row, job, evidence, options.reconcile_options, now, options.run_id, job_id)
+    cells: dict[str, str] | None = None
+    if first is None or len(group) > 1 or decision.row != first:
+        cells = decision.row.to_cells()
+        if first is not None and all(cells.get(c, "") == first.source.get(c, "") for c in columns):
+            cells = None  # same text: the first row stays byte for byte
+    return _Outcome(
+        decision.row.status.value,
+        cells,
+        conflicts + decision.conflicts,
+        decision.marker_mismatch_fixed,
+        decision.downgraded,
+        decision.missing_output,
+        len(evidence.invalid_previews),
+    )
 
 
 def _layout(
@@ -236,56 +368,48 @@ def _layout(
     """The rows to replace, remove and append, and the counters, for these outcomes against `table`."""
     counts: Counter[str] = Counter()
     conflicts: list[Conflict] = []
-    before: Counter[str] = Counter()
     after: Counter[str] = Counter()
     statuses = table.column("status")
-    decided = [o.decision.row for o in outcomes.values() if o.decision is not None]
+    before = Counter(statuses[i] for j in jobs for i in groups.get(j, ()))
+    changed = [o.cells for o in outcomes.values() if o.cells is not None]
     # A known column the file lacks is added (at the tail) only when some row has a value for it.
-    added = [c for c in GENERATIONS_COLUMNS if c not in table.header and any(row.cell(c) for row in decided)]
+    added = [c for c in GENERATIONS_COLUMNS if c not in table.header and any(cells.get(c) for cells in changed)]
     header = [*table.header, *added]
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
-    written: list[tuple[int, dict[str, str]]] = []
+    written: list[list[str]] = []
+    written_lines: list[int] = []
     next_line = (table.lines[-1] + 1) if len(table) else 2
     for job_id in jobs:
-        indices = groups.get(job_id, [])
+        indices = groups.get(job_id, ())
         outcome = outcomes[job_id]
         counts["considered"] += len(indices) or 1
+        after[outcome.after] += 1
+        if outcome is _SETTLED[outcome.after]:
+            counts["unchanged"] += 1
+            counts["not_in_manifest"] += job_id not in manifest
+            continue
         counts["duplicate_rows_merged"] += max(len(indices) - 1, 0)
         counts["not_in_manifest"] += bool(indices) and job_id not in manifest
-        for index in indices:
-            before[statuses[index]] += 1
-        decision = outcome.decision
-        if decision is None:
-            after[statuses[indices[0]]] += 1
-            counts["unchanged"] += 1
-            continue
-        if outcome.merge is not None:
-            conflicts.append(outcome.merge)
-        conflicts.extend(decision.conflicts)
-        after[decision.row.status.value] += 1
-        counts["marker_mismatches_fixed"] += decision.marker_mismatch_fixed
-        counts["downgraded_missing_output"] += decision.downgraded
-        counts["missing_outputs"] += decision.missing_output
+        conflicts.extend(outcome.conflicts)
+        counts["marker_mismatches_fixed"] += outcome.marker_mismatch_fixed
+        counts["downgraded_missing_output"] += outcome.downgraded
+        counts["missing_outputs"] += outcome.missing_output
         counts["invalid_previews"] += outcome.invalid_previews
         for other in indices[1:]:
             replaced[other] = b""
-        row, first = decision.row, outcome.first
-        if first is not None and len(indices) == 1 and row == first:
+        if outcome.cells is None:
             counts["unchanged"] += 1
             continue
-        cells = row.to_cells()
-        text = [cells.get(c, "") for c in header]
-        if first is not None:
-            if text == [first.source.get(c, "") for c in header]:
-                counts["unchanged"] += 1
-                continue
+        text = [outcome.cells.get(c, "") for c in header]
+        written.append(text)
+        if indices:
             replaced[indices[0]] = encode_row(text, table.newline)
-            written.append((table.lines[indices[0]], dict(zip(header, text))))
+            written_lines.append(table.lines[indices[0]])
             counts["upsert_updated"] += 1
         else:
             appended.append(encode_row(text, table.newline))
-            written.append((next_line, dict(zip(header, text))))
+            written_lines.append(next_line)
             next_line += 1
             counts["upsert_inserted"] += 1
     counts["orphans"] = len(orphans)
@@ -294,13 +418,15 @@ def _layout(
         for job_id in orphans
     )
     counts["conflicts_resolved"] = sum(c.resolved for c in conflicts)
-    return _Plan(replaced, appended, added, written, dict(counts), conflicts, before, after)
+    return _Plan(replaced, appended, added, header, written, written_lines, dict(counts), conflicts, before, after)
 
 
 def _check_written(plan: _Plan, path: Path) -> None:
+    """Validate the rows the plan writes (every other row was validated as read)."""
     if plan.written:
-        frame = pd.DataFrame([cells for _, cells in plan.written], dtype="str")
-        check_frame(frame, GENERATIONS_SCHEMA, str(path), [line for line, _ in plan.written])
+        columns = zip(*plan.written)
+        frame = pd.DataFrame({name: pd.Series(values, dtype="str") for name, values in zip(plan.header, columns)})
+        check_frame(frame, GENERATIONS_SCHEMA, str(path), plan.written_lines)
 
 
 def consolidate(
@@ -361,7 +487,8 @@ def _consolidate(
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
     scanner = RunScanner(resolver, run_id)
     jobs = _select(groups, base.column("status"), manifest, options)
-    outcomes = _decide(table, groups, jobs, manifest, scanner, options, moment, progress)
+    facts = _row_facts(table, groups, jobs) if table is not None else {}
+    outcomes = _decide_in_parallel(table, groups, jobs, manifest, scanner, options, moment, facts, progress)
     orphans = _orphans(scanner, base, groups, manifest)
     plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
     _check_written(plan, csv_path)
@@ -428,7 +555,8 @@ def _write(
             changed = [
                 j for j in jobs if not same_header or rows_bytes(fresh, fresh_groups, j) != rows_bytes(table, groups, j)
             ]
-            outcomes = {**outcomes, **_decide(fresh, fresh_groups, changed, manifest, scanner, options, now)}
+            facts = _row_facts(fresh, fresh_groups, changed) if fresh is not None else {}
+            outcomes = {**outcomes, **_decide(fresh, fresh_groups, changed, manifest, scanner, options, now, facts)}
             plan = _layout(base, fresh_groups, jobs, outcomes, manifest, orphans)
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
