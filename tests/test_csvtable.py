@@ -342,13 +342,13 @@ def test_pyarrow_and_python_fallback_agree(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "t.csv"
         path.write_bytes(data)
-        fast_frame = csvtable._frame_with_pyarrow(data, read_csv_table(path).header_end, len(header))
+        fast_cells = csvtable._cells_with_pyarrow(data, read_csv_table(path).header_end, len(header))
         fast = read_csv_table(path)
-        with mock.patch.object(csvtable, "_frame_with_pyarrow", return_value=None) as patched:
+        with mock.patch.object(csvtable, "_cells_with_pyarrow", return_value=None) as patched:
             slow = read_csv_table(path)
         assert patched.called
-    assert fast_frame is not None and len(fast_frame) == len(rows)
-    assert [[str(v) for v in r] for r in fast_frame.itertuples(index=False, name=None)] == rows
+    assert fast_cells is not None and len(fast_cells) == len(rows)
+    assert [list(r.values()) for r in fast_cells.to_pylist()] == rows
     assert _cells(fast) == rows
     assert _cells(slow) == rows
     assert fast.header == slow.header == tuple(header)

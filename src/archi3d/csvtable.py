@@ -109,7 +109,15 @@ class CsvTable:
     starts: list[int]
     ends: list[int]
     lines: list[int]
-    frame: pd.DataFrame
+    cells: pa.Table
+    """Every cell as text, one contiguous arrow column per column (fast to take rows from)."""
+    frame: pd.DataFrame = attrs.field(init=False)
+    """The same cells as a DataFrame (sharing the arrow memory), for the schema."""
+
+    def __attrs_post_init__(self) -> None:
+        frame = self.cells.to_pandas()
+        frame.columns = pd.Index(self.header)
+        object.__setattr__(self, "frame", frame)
 
     @property
     def name(self) -> str:
@@ -122,7 +130,7 @@ class CsvTable:
         return self.data[self.starts[index] : self.ends[index]]
 
     def column(self, name: str) -> list[str]:
-        return self.frame[name].tolist() if name in self.frame.columns else [""] * len(self)
+        return self.cells.column(self.header.index(name)).to_pylist() if name in self.header else [""] * len(self)
 
     def rows(self, indices: Sequence[int]) -> list[dict[str, str]]:
         """Cells of the given rows, as {column: text}."""
@@ -148,29 +156,33 @@ class CsvTable:
 
     def _take(self, indices: Sequence[int], names: Sequence[str]) -> pa.Table:
         # Through arrow: several times faster than pandas' take + tolist on text columns.
-        present = [name for name in names if name in self.frame.columns]
-        whole = pa.Table.from_pandas(self.frame[present], preserve_index=False)
-        return whole.take(pa.array(indices, type=pa.int64()))
+        present = [name for name in names if name in self.header]
+        part = self.cells.select([self.header.index(name) for name in present]).rename_columns(present)
+        return part.take(pa.array(indices, type=pa.int64()))
 
     @classmethod
     def empty(cls, path: Path, header: Sequence[str], newline: bytes = b"\n", bom: bool = True) -> CsvTable:
         head = encode_row(list(header), newline)
         data = (BOM if bom else b"") + head
-        frame = pd.DataFrame({name: pd.Series([], dtype="str") for name in header})
-        return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], frame)
+        return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], _cells_from_rows(len(header), []))
 
 
-def _frame_from_lists(header: Sequence[str], rows: Sequence[Sequence[str]]) -> pd.DataFrame:
-    columns = list(zip(*rows)) if rows else [() for _ in header]
-    return pd.DataFrame({name: pd.Series(list(values), dtype="str") for name, values in zip(header, columns)})
+def _names(width: int) -> list[str]:
+    # Arrow columns go by position (the header is kept apart): names that cannot clash.
+    return [f"c{i}" for i in range(width)]
 
 
-def _frame_with_pyarrow(data: bytes, header_end: int, width: int) -> pd.DataFrame | None:
-    names = [f"c{i}" for i in range(width)]
+def _cells_from_rows(width: int, rows: Sequence[Sequence[str]]) -> pa.Table:
+    columns = list(zip(*rows)) if rows else [() for _ in range(width)]
+    return pa.table([pa.array(list(values), type=pa.large_string()) for values in columns], names=_names(width))
+
+
+def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | None:
+    names = _names(width)
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(data)[header_end:]),
-            read_options=pacsv.ReadOptions(column_names=names),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.large_string() for name in names},
@@ -180,8 +192,13 @@ def _frame_with_pyarrow(data: bytes, header_end: int, width: int) -> pd.DataFram
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
-    frame: pd.DataFrame = table.to_pandas()  # pyarrow is untyped: name the type for mypy --strict
-    return frame
+    # One chunk per column (taking rows from many chunks would concatenate them on every take),
+    # merged column by column so the file's cells are never held twice over.
+    columns = []
+    for _ in range(width):
+        columns.append(table.column(0).combine_chunks())
+        table = table.remove_column(0)
+    return pa.table(columns, names=names)
 
 
 def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
@@ -222,8 +239,8 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
     header_end = ends[0]
     starts, ends, lines = starts[1:], ends[1:], lines[1:]
 
-    frame = _frame_with_pyarrow(data, header_end, len(header)) if starts else None
-    if frame is None or len(frame) != len(starts):
+    cells = _cells_with_pyarrow(data, header_end, len(header)) if starts else None
+    if cells is None or len(cells) != len(starts):
         rows: list[list[str]] = []
         for start, end, line in zip(starts, ends, lines):
             text = _decode(data[start:end], name, line, problems)
@@ -242,9 +259,8 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
             rows.append(cells)
         if problems:
             raise TableError(problems)
-        frame = _frame_from_lists(header, rows)
-    frame.columns = pd.Index(header)
-    table = CsvTable(path, data, bom, newline, header, header_end, starts, ends, lines, frame)
+        cells = _cells_from_rows(len(header), rows)
+    table = CsvTable(path, data, bom, newline, header, header_end, starts, ends, lines, cells)
     if validate is not None:
         validate(table)
     return table

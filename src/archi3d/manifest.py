@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 
 from archi3d.csvtable import CsvTable, read_csv_table
 from archi3d.model import Job
@@ -27,6 +27,10 @@ class Manifest:
         """The run's manifest; empty when it has none."""
         path = resolver.manifest_path(run_id)
         return cls(read_csv_table(path, validate_manifest) if path.exists() else None)
+
+    @property
+    def job_ids(self) -> KeysView[str]:
+        return self._index.keys()
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._index

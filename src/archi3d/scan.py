@@ -33,7 +33,7 @@ UTC = dt.timezone.utc
 ERROR_LIMIT = 2000
 TRUNCATED = " (truncated; see error.txt)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_MARKERS = (("error.txt", ".error.txt"), ("inprogress", ".inprogress"), ("completed", ".completed"), ("failed", ".failed"))
+_MARKER_KINDS = frozenset({"inprogress", "completed", "failed"})
 _EVENTS = {"job_completed": Status.COMPLETED, "job_failed": Status.FAILED}
 
 Progress = Callable[[int, int], None]
@@ -324,12 +324,13 @@ class RunScanner:
         self._rel_outputs = f"runs/{run_id}/outputs"
         self.markers: dict[str, dict[str, str]] = {}
         for name in _list_names(self._state):
-            for kind, suffix in _MARKERS:
-                if name.endswith(suffix):
-                    job_id = name[: -len(suffix)]
-                    if ID_PATTERN.fullmatch(job_id):
-                        self.markers.setdefault(job_id, {})[kind] = name
-                    break
+            job_id, _, kind = name.rpartition(".")
+            if kind == "txt" and job_id.endswith(".error"):
+                job_id, kind = job_id[: -len(".error")], "error.txt"
+            elif kind not in _MARKER_KINDS:
+                continue
+            if ID_PATTERN.fullmatch(job_id):
+                self.markers.setdefault(job_id, {})[kind] = name
         self.output_folders = frozenset(
             name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )

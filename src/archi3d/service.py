@@ -510,7 +510,7 @@ def _consolidate(
 
 def _orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int]], manifest: Manifest) -> tuple[str, ...]:
     """Jobs with outputs or markers that neither the CSV nor the manifest knows."""
-    unknown = {j for j in scanner.job_ids_on_disk() if j not in groups and j not in manifest}
+    unknown = scanner.job_ids_on_disk() - groups.keys() - manifest.job_ids
     if unknown:
         prefix = f"runs/{scanner.run_id}/outputs/"
         indices = [i for rows in groups.values() for i in rows]
