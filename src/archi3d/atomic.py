@@ -9,7 +9,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, replace_timeout: float = DEFAULT_REPLACE_TIMEOUT) -> None:
-    """Replace `path` with `data`: a crash at any instant leaves the old file or the new one, whole.
+def write_bytes_atomic(
+    path: Path, data: bytes | Iterable[bytes | memoryview], *, replace_timeout: float = DEFAULT_REPLACE_TIMEOUT
+) -> None:
+    """Replace `path` with `data` (bytes, or pieces written one after the other): a crash at any
+    instant leaves the old file or the new one, whole.
 
     A replace refused by another program (PermissionError) is retried until `replace_timeout`,
     then ReplaceRefusedError is raised and `path` is left as it was.
@@ -79,7 +82,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, replace_timeout: float = DEFA
     temp = path.parent / f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with open(temp, "xb") as handle:
-            handle.write(data)
+            handle.writelines([data] if isinstance(data, bytes) else data)
             handle.flush()
             os.fsync(handle.fileno())
         deadline = time.monotonic() + replace_timeout

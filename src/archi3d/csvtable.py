@@ -19,22 +19,26 @@ import pyarrow.csv as pacsv
 
 from archi3d.errors import InputError, Problem, TableError
 
-__all__ = ["BOM", "CsvTable", "encode_row", "read_csv_table", "render_table"]
+__all__ = ["BOM", "Chunk", "CsvTable", "encode_row", "read_csv_table", "render_chunks", "render_table"]
 
 BOM = b"\xef\xbb\xbf"
 Validator = Callable[["CsvTable"], None]
 
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
+_QUOTE_OR_BREAK = re.compile(r'["\r\n]')
 
 
 def encode_row(cells: Sequence[str], newline: bytes) -> bytes:
     """One CSV record, quoted only where needed (as the csv module's writer does), ending with `newline`."""
     if len(cells) == 1 and not cells[0]:
         return b'""' + newline  # a lone empty field must be quoted, or the record would be a blank line
-    # A cell holding "\r" or "\n" is quoted whatever `newline` the file uses (a bare "\r" left
-    # unquoted in an LF file would make a record that no longer parses).
-    text = ",".join('"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells)
+    text = ",".join(cells)
+    # More commas than separators, or any quote or line break: some cell needs quotes.
+    if text.count(",") >= len(cells) or _QUOTE_OR_BREAK.search(text) is not None:
+        # A cell holding "\r" or "\n" is quoted whatever `newline` the file uses (a bare "\r" left
+        # unquoted in an LF file would make a record that no longer parses).
+        text = ",".join('"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells)
     return text.encode("utf-8") + newline
 
 
@@ -148,11 +152,24 @@ class CsvTable:
 
     def any_contains(self, indices: Sequence[int], names: Sequence[str], text: str) -> list[bool]:
         """Whether any of the given columns holds `text`, for each of the given rows."""
-        part = self._take(indices, names)
-        found = pa.array([False] * len(indices))
-        for column in part.columns:
-            found = pc.or_(found, pc.match_substring(column, text))
-        return [bool(flag) for flag in found.to_pylist()]
+        found = pa.array([False] * len(self))
+        for name in names:
+            if name in self.header:
+                found = pc.or_(found, pc.match_substring(self.cells.column(self.header.index(name)), text))
+        return self._flags(found, indices)
+
+    def all_filled(self, indices: Sequence[int], names: Sequence[str]) -> list[bool]:
+        """Whether every one of the given columns is non-empty, for each of the given rows."""
+        filled = pa.array([all(name in self.header for name in names)] * len(self))
+        for name in names:
+            if name in self.header:
+                filled = pc.and_(filled, pc.not_equal(self.cells.column(self.header.index(name)), ""))
+        return self._flags(filled, indices)
+
+    @staticmethod
+    def _flags(flags: pa.Array, indices: Sequence[int]) -> list[bool]:
+        # Tested over whole columns, then taken: a take of text columns would copy their cells.
+        return [bool(flag) for flag in flags.take(pa.array(indices, type=pa.int64())).to_pylist()]
 
     def _take(self, indices: Sequence[int], names: Sequence[str]) -> pa.Table:
         # Through arrow: several times faster than pandas' take + tolist on text columns.
@@ -198,6 +215,7 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
     for _ in range(width):
         columns.append(table.column(0).combine_chunks())
         table = table.remove_column(0)
+    pa.default_memory_pool().release_unused()  # the chunks' memory, which the allocator would keep
     return pa.table(columns, names=names)
 
 
@@ -266,14 +284,47 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
     return table
 
 
-def _with_trailing_newline(chunk: bytes, newline: bytes) -> bytes:
-    return chunk if not chunk or chunk.endswith(b"\n") else chunk + newline
-
-
 def _widen(record: bytes, extra: bytes) -> bytes:
     """Add empty cells before the record's line ending."""
     body = record.rstrip(b"\r\n")
     return body + extra + record[len(body) :]
+
+
+Chunk = bytes | memoryview
+
+
+def render_chunks(
+    table: CsvTable,
+    replaced: Mapping[int, bytes],
+    appended: Iterable[bytes] = (),
+    added_columns: Sequence[str] = (),
+) -> list[Chunk]:
+    """render_table's bytes as a list of pieces, the unchanged ones views of the file's bytes (no copy)."""
+    data = memoryview(table.data)
+    header: Chunk = data[: table.header_end]
+    if added_columns:
+        header = _widen(bytes(header), encode_row(["", *added_columns], b""))
+    parts = [header]
+    cursor = table.header_end
+    if added_columns:
+        pad = b"," * len(added_columns)
+        for index, (start, end) in enumerate(zip(table.starts, table.ends)):
+            parts.append(data[cursor:start])
+            parts.append(replaced[index] if index in replaced else _widen(bytes(data[start:end]), pad))
+            cursor = end
+    else:
+        for index in sorted(replaced):
+            parts.append(data[cursor : table.starts[index]])
+            parts.append(replaced[index])
+            cursor = table.ends[index]
+    parts.append(data[cursor:])
+    tail = [row for row in appended if row]
+    if tail:
+        last = next((bytes(part[-1:]) for part in reversed(parts) if len(part)), b"\n")
+        if last != b"\n":
+            parts.append(table.newline)
+        parts.extend(tail)
+    return parts
 
 
 def render_table(
@@ -286,24 +337,4 @@ def render_table(
 
     Everything else, gaps and line endings included, is copied byte for byte.
     """
-    data = table.data
-    header = data[: table.header_end]
-    if added_columns:
-        header = _widen(header, encode_row(["", *added_columns], b""))
-    parts = [header]
-    cursor = table.header_end
-    if added_columns:
-        pad = b"," * len(added_columns)
-        for index, (start, end) in enumerate(zip(table.starts, table.ends)):
-            parts.append(data[cursor:start])
-            parts.append(replaced[index] if index in replaced else _widen(data[start:end], pad))
-            cursor = end
-    else:
-        for index in sorted(replaced):
-            parts.append(data[cursor : table.starts[index]])
-            parts.append(replaced[index])
-            cursor = table.ends[index]
-    parts.append(data[cursor:])
-    body = b"".join(parts)
-    tail = b"".join(appended)
-    return _with_trailing_newline(body, table.newline) + tail if tail else body
+    return b"".join(render_chunks(table, replaced, appended, added_columns))

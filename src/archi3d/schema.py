@@ -149,6 +149,9 @@ GENERATIONS_SCHEMA = _generations_schema()
 MANIFEST_SCHEMA = pa.DataFrameSchema(
     _columns(MANIFEST_REQUIRED, ("job_id",)), strict=False, coerce=False, name="manifest.csv"
 )
+# Pandera imports its pandas backends on the first validation (a quarter of a second): do it with
+# this module, not in the middle of the first table read.
+GENERATIONS_SCHEMA.validate(pd.DataFrame({name: pd.Series([], dtype="str") for name in ("run_id", "job_id", "status")}))
 
 
 def check_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, file: str, lines: Sequence[int]) -> None:

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from archi3d.atomic import DEFAULT_LOCK_TIMEOUT, append_log_record, table_lock, write_bytes_atomic
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
-from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_table
+from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_chunks
 from archi3d.errors import InputError, StrictConflictError, UnknownRunError
 from archi3d.manifest import Manifest
 from archi3d.model import GenerationRow, Job, Status
@@ -124,8 +124,8 @@ class _Outcome:
 
     after: str
     """The job's status once consolidated."""
-    cells: Mapping[str, str] | None = None
-    """The text of its reconciled row by column; None when its (first) row keeps its text."""
+    text: tuple[str, ...] | None = None
+    """Its reconciled row's cells, in `_columns` order; None when its (first) row keeps its text."""
     conflicts: tuple[Conflict, ...] = ()
     marker_mismatch_fixed: bool = False
     downgraded: bool = False
@@ -155,9 +155,7 @@ class _Plan:
 
 
 _RECORDED_PATHS = ("gen_object_path", *PREVIEW_COLUMNS)
-_FACT_COLUMNS = (
-    "status", "gen_object_path", *PREVIEW_COLUMNS, "generation_start", "generation_end", "generation_duration_s", "error_msg",
-)  # fmt: skip
+_TIME_COLUMNS = ("generation_start", "generation_end", "generation_duration_s")
 
 
 def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
@@ -184,12 +182,14 @@ def _row_facts(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[
     indices = [groups[j][0] for j in single]
     if not indices:
         return {}
-    cells = table.columns(indices, _FACT_COLUMNS)
+    cells = table.columns(indices, ("status", *_RECORDED_PATHS)).values()
+    complete = table.all_filled(indices, _TIME_COLUMNS)
+    error = table.all_filled(indices, ("error_msg",))
     backslash = table.any_contains(indices, PATH_COLUMNS, "\\")
     return {
-        job_id: RowFacts(status, gen_object, (p1, p2, p3), bool(start and end and duration), bool(error), slash)
-        for job_id, status, gen_object, p1, p2, p3, start, end, duration, error, slash in zip(
-            single, *cells.values(), backslash
+        job_id: RowFacts(status, gen_object, (p1, p2, p3), times, has_error, slash)
+        for job_id, status, gen_object, p1, p2, p3, times, has_error, slash in zip(
+            single, *cells, complete, error, backslash
         )
     }
 
@@ -203,6 +203,12 @@ def _rows_of(table: CsvTable | None, groups: Mapping[str, list[int]], jobs: Iter
     return {j: [rows[i] for i in groups[j]] for j in wanted}
 
 
+def _columns(table: CsvTable | None) -> list[str]:
+    """The table's columns, then the known columns it lacks: every column a reconciled row can fill."""
+    header = table.header if table is not None else ()
+    return [*header, *(c for c in GENERATIONS_COLUMNS if c not in header)]
+
+
 def _decide(
     table: CsvTable | None,
     groups: Mapping[str, list[int]],
@@ -211,14 +217,14 @@ def _decide(
     scanner: RunScanner,
     options: ConsolidateOptions,
     now: dt.datetime,
-    facts: Mapping[str, RowFacts],
     progress: Progress | None = None,
 ) -> dict[str, _Outcome]:
     """The outcome of each job: settled rows by the fast path, every other job through the reconciler.
 
     Jobs go to the reconciler in batches, so only a batch's rows are ever materialized.
     """
-    columns = [*(table.header if table is not None else ()), *GENERATIONS_COLUMNS]
+    columns = _columns(table)
+    facts = _row_facts(table, groups, jobs) if table is not None else {}
     outcomes: dict[str, _Outcome] = {}
     pending: dict[str, Folder] = {}
 
@@ -253,7 +259,6 @@ def _decide_in_parallel(
     scanner: RunScanner,
     options: ConsolidateOptions,
     now: dt.datetime,
-    facts: Mapping[str, RowFacts],
     progress: Progress | None = None,
 ) -> dict[str, _Outcome]:
     """`_decide`, with the second half of the jobs decided by a forked worker process meanwhile.
@@ -264,7 +269,7 @@ def _decide_in_parallel(
     """
     workers = _workers(options, len(jobs))
     if workers < 2:
-        return _decide(table, groups, jobs, manifest, scanner, options, now, facts, progress)
+        return _decide(table, groups, jobs, manifest, scanner, options, now, progress)
     middle = len(jobs) // 2
     mine, theirs = jobs[:middle], jobs[middle:]
     receiving, sending = os.pipe()
@@ -273,7 +278,7 @@ def _decide_in_parallel(
         status = 1
         try:
             os.close(receiving)
-            payload = pickle.dumps(_decide(table, groups, theirs, manifest, scanner, options, now, facts), protocol=5)
+            payload = pickle.dumps(_decide(table, groups, theirs, manifest, scanner, options, now), protocol=5)
             with os.fdopen(sending, "wb") as pipe:
                 pipe.write(payload)
             status = 0
@@ -284,7 +289,7 @@ def _decide_in_parallel(
     payload = b""
     try:
         scaled = None if progress is None else lambda done, _: progress(done * len(jobs) // len(mine), len(jobs))
-        outcomes = _decide(table, groups, mine, manifest, scanner, options, now, facts, scaled)
+        outcomes = _decide(table, groups, mine, manifest, scanner, options, now, scaled)
         # A worker far slower than this half (stuck, or starved) is given up on: its half is done here.
         payload = _receive(receiving, deadline=time.monotonic() + 2 * (time.monotonic() - started) + 30)
     finally:
@@ -295,7 +300,7 @@ def _decide_in_parallel(
     if status == 0 and payload:
         outcomes.update(pickle.loads(payload))
     else:
-        outcomes.update(_decide(table, groups, theirs, manifest, scanner, options, now, facts))
+        outcomes.update(_decide(table, groups, theirs, manifest, scanner, options, now))
     return outcomes
 
 
@@ -341,14 +346,14 @@ def _reconciled(
         row, merge = merge_duplicates(group, evidence)
         conflicts = (merge,)
     decision = reconcile(row, job, evidence, options.reconcile_options, now, options.run_id, job_id)
-    cells: dict[str, str] | None = None
+    text: tuple[str, ...] | None = None
     if first is None or len(group) > 1 or decision.row != first:
-        cells = decision.row.to_cells()
-        if first is not None and all(cells.get(c, "") == first.source.get(c, "") for c in columns):
-            cells = None  # same text: the first row stays byte for byte
+        text = tuple(map(decision.row.to_cells().get, columns, repeat("")))
+        if first is not None and text == tuple(map(first.source.get, columns, repeat(""))):
+            text = None  # same text: the first row stays byte for byte
     return _Outcome(
         decision.row.status.value,
-        cells,
+        text,
         conflicts + decision.conflicts,
         decision.marker_mismatch_fixed,
         decision.downgraded,
@@ -366,15 +371,18 @@ def _layout(
     orphans: Sequence[str],
 ) -> _Plan:
     """The rows to replace, remove and append, and the counters, for these outcomes against `table`."""
+    columns = _columns(table)
     counts: Counter[str] = Counter()
     conflicts: list[Conflict] = []
     after: Counter[str] = Counter()
     statuses = table.column("status")
     before = Counter(statuses[i] for j in jobs for i in groups.get(j, ()))
-    changed = [o.cells for o in outcomes.values() if o.cells is not None]
+    changed = [o.text for o in outcomes.values() if o.text is not None]
     # A known column the file lacks is added (at the tail) only when some row has a value for it.
-    added = [c for c in GENERATIONS_COLUMNS if c not in table.header and any(cells.get(c) for cells in changed)]
-    header = [*table.header, *added]
+    width = len(table.header)
+    kept = [*range(width), *(i for i in range(width, len(columns)) if any(text[i] for text in changed))]
+    header = [columns[i] for i in kept]
+    added = header[width:]
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
     written: list[list[str]] = []
@@ -398,10 +406,10 @@ def _layout(
         counts["invalid_previews"] += outcome.invalid_previews
         for other in indices[1:]:
             replaced[other] = b""
-        if outcome.cells is None:
+        if outcome.text is None:
             counts["unchanged"] += 1
             continue
-        text = [outcome.cells.get(c, "") for c in header]
+        text = [outcome.text[i] for i in kept]
         written.append(text)
         if indices:
             replaced[indices[0]] = encode_row(text, table.newline)
@@ -487,8 +495,7 @@ def _consolidate(
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
     scanner = RunScanner(resolver, run_id)
     jobs = _select(groups, base.column("status"), manifest, options)
-    facts = _row_facts(table, groups, jobs) if table is not None else {}
-    outcomes = _decide_in_parallel(table, groups, jobs, manifest, scanner, options, moment, facts, progress)
+    outcomes = _decide_in_parallel(table, groups, jobs, manifest, scanner, options, moment, progress)
     orphans = _orphans(scanner, base, groups, manifest)
     plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
     _check_written(plan, csv_path)
@@ -541,10 +548,9 @@ def _write(
     path = resolver.generations_csv_path()
     resolver.tables_root.mkdir(parents=True, exist_ok=True)
     with table_lock(path, options.lock_timeout):
-        current = path.read_bytes() if path.exists() else None
         base = table if table is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
-        if current != (table.data if table is not None else None):
-            fresh = read_csv_table(path, validate_generations) if current is not None else None
+        if not _holds(path, table.data if table is not None else None):
+            fresh = read_csv_table(path, validate_generations) if path.exists() else None
             base = fresh if fresh is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
             fresh_groups = _groups(fresh, options.run_id)
             same_header = table is not None and fresh is not None and fresh.header == table.header
@@ -555,14 +561,31 @@ def _write(
             changed = [
                 j for j in jobs if not same_header or rows_bytes(fresh, fresh_groups, j) != rows_bytes(table, groups, j)
             ]
-            facts = _row_facts(fresh, fresh_groups, changed) if fresh is not None else {}
-            outcomes = {**outcomes, **_decide(fresh, fresh_groups, changed, manifest, scanner, options, now, facts)}
+            outcomes = {**outcomes, **_decide(fresh, fresh_groups, changed, manifest, scanner, options, now)}
             plan = _layout(base, fresh_groups, jobs, outcomes, manifest, orphans)
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
                 return plan, False
-        write_bytes_atomic(path, render_table(base, plan.replaced, plan.appended, plan.added_columns))
+        write_bytes_atomic(path, render_chunks(base, plan.replaced, plan.appended, plan.added_columns))
     return plan, True
+
+
+def _holds(path: Path, data: bytes | None) -> bool:
+    """Whether the file holds exactly `data` (None: there is no file), read piece by piece."""
+    if data is None:
+        return not path.exists()
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return False
+    view = memoryview(data)
+    with handle:
+        if os.fstat(handle.fileno()).st_size != len(data):
+            return False
+        for at in range(0, len(data), 1 << 22):
+            if handle.read(1 << 22) != view[at : at + (1 << 22)]:
+                return False
+        return not handle.read(1)
 
 
 _COUNTERS = (

@@ -1,0 +1,132 @@
+"""The fast paths (settled rows, a second process) never change what consolidate decides.
+
+Each test consolidates copies of one demo workspace (every situation the demo knows, fixed `now`) in
+two ways and demands the same table bytes and the same summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from archi3d import service, triage
+from archi3d.demo import build_demo_workspace
+from archi3d.errors import StrictConflictError
+from archi3d.reconcile import StalePolicy
+from archi3d.service import ConsolidateOptions, Summary, consolidate
+from archi3d.triage import RowFacts
+
+NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+RUN = "demo-run"
+
+
+def _comparable(summary: Summary) -> dict[str, Any]:
+    record = summary.to_record()
+    del record["elapsed_s"]
+    return record
+
+
+def _consolidate_twice(ws: Path, options: ConsolidateOptions) -> list[tuple[bytes, dict[str, Any]]]:
+    """The table and summary after a first and a second consolidate."""
+    results = []
+    for _ in range(2):
+        summary = consolidate(ws, options, now=NOW)
+        results.append(((ws / "tables" / "generations.csv").read_bytes(), _comparable(summary)))
+    return results
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    build_demo_workspace(ws, jobs=400, seed=7, other_runs=1, now=NOW)
+    return ws
+
+
+def _copy(demo: Path, tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copytree(demo, target, symlinks=True)
+    return target
+
+
+def _never_settled(facts: RowFacts, *_: object) -> bool:
+    return False
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ConsolidateOptions(RUN, workers=1),
+        ConsolidateOptions(RUN, workers=1, stale_policy=StalePolicy.KEEP, heartbeat_timeout=10**9),
+        ConsolidateOptions(RUN, workers=1, fix_status=False),
+    ],
+    ids=["default", "keep-fresh", "no-fix-status"],
+)
+def test_settled_rows_come_out_as_the_reconciler_would_leave_them(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: ConsolidateOptions
+) -> None:
+    fast = _consolidate_twice(_copy(demo, tmp_path, "fast"), options)
+    monkeypatch.setattr(service, "is_settled", _never_settled)
+    full = _consolidate_twice(_copy(demo, tmp_path, "full"), options)
+    assert fast == full
+    assert fast[1][1]["upsert_updated"] == 0 and fast[1][1]["upsert_inserted"] == 0  # idempotent
+
+
+def test_the_fast_path_settles_most_rows_of_a_consolidated_run(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _copy(demo, tmp_path, "ws")
+    consolidate(ws, ConsolidateOptions(RUN, workers=1), now=NOW)
+    verdicts: list[bool] = []
+    real = triage.is_settled
+
+    def counting(*args: Any) -> bool:
+        verdicts.append(real(*args))
+        return verdicts[-1]
+
+    monkeypatch.setattr(service, "is_settled", counting)
+    consolidate(ws, ConsolidateOptions(RUN, workers=1), now=NOW)
+    assert len(verdicts) > 300 and sum(verdicts) > len(verdicts) / 2  # the point of the fast path
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_two_processes_decide_what_one_decides(demo: Path, tmp_path: Path, strict: bool) -> None:
+    results = []
+    for workers in (1, 2):
+        ws = _copy(demo, tmp_path, f"w{workers}")
+        options = ConsolidateOptions(RUN, workers=workers, strict=strict)
+        try:
+            results.append(_consolidate_twice(ws, options))
+        except StrictConflictError as error:
+            assert isinstance(error.summary, Summary)
+            results.append([((ws / "tables" / "generations.csv").read_bytes(), _comparable(error.summary))])
+    assert results[0] == results[1]
+
+
+def test_a_failing_worker_process_changes_nothing(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _consolidate_twice(_copy(demo, tmp_path, "one"), ConsolidateOptions(RUN, workers=1))
+    real = service._decide
+    parent = os.getpid()
+
+    def failing_in_the_worker(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            raise RuntimeError("the worker fails")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_decide", failing_in_the_worker)
+    assert _consolidate_twice(_copy(demo, tmp_path, "two"), ConsolidateOptions(RUN, workers=2)) == expected
+
+
+def test_large_runs_use_two_processes_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = ConsolidateOptions(RUN)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    assert service._workers(options, service._PARALLEL_FROM) == (2 if hasattr(os, "fork") else 1)
+    assert service._workers(options, service._PARALLEL_FROM - 1) == 1
+    assert service._workers(attrs.evolve(options, workers=1), 10**6) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
+    assert service._workers(options, 10**6) == 1
