@@ -66,7 +66,7 @@ def test_quoted_newlines_and_quotes(tmp_path: Path) -> None:
     data = b'a,b\n"x\ny","he said ""hi"", then left"\n"p\r\nq",",\n"\nlast,row\n'
     table = read_csv_table(_write(tmp_path, data))
     assert _cells(table) == [["x\ny", 'he said "hi", then left'], ["p\r\nq", ",\n"], ["last", "row"]]
-    assert table.lines == [2, 4, 7]
+    assert list(table.lines) == [2, 4, 7]
     assert table.raw(0) == b'"x\ny","he said ""hi"", then left"\n'
     assert table.raw(1) == b'"p\r\nq",",\n"\n'
     assert table.rows([1, 0]) == [{"a": "p\r\nq", "b": ",\n"}, {"a": "x\ny", "b": 'he said "hi", then left'}]
@@ -76,7 +76,7 @@ def test_blank_lines_are_not_rows_and_are_kept(tmp_path: Path) -> None:
     data = b"a,b\n\n1,2\n\r\n\n3,4\n\n"
     table = read_csv_table(_write(tmp_path, data))
     assert _cells(table) == [["1", "2"], ["3", "4"]]
-    assert table.lines == [3, 6]
+    assert list(table.lines) == [3, 6]
     assert render_table(table, {}) == data
     assert render_table(table, {1: b"5,6\n"}) == b"a,b\n\n1,2\n\r\n\n5,6\n\n"
 
@@ -262,13 +262,15 @@ def _split_line_by_line(data: bytes, offset: int) -> tuple[list[int], list[int],
 def test_record_splitting_equals_the_line_by_line_reading(parts: list[bytes], offset: int) -> None:
     data = b"".join(parts)
     offset = min(offset, len(data))
-    assert csvtable._split_records(data, offset) == _split_line_by_line(data, offset)
+    starts, ends, lines, unterminated = csvtable._split_records(data, offset)
+    assert (list(starts), list(ends), list(lines), unterminated) == _split_line_by_line(data, offset)
 
 
 def test_record_splitting_spans_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(csvtable, "_CHUNK", 3)
     data = b'h\n"a\nb",c\n\r\n"x""y"\nlast'
-    assert csvtable._split_records(data, 0) == _split_line_by_line(data, 0)
+    starts, ends, lines, unterminated = csvtable._split_records(data, 0)
+    assert (list(starts), list(ends), list(lines), unterminated) == _split_line_by_line(data, 0)
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b""])

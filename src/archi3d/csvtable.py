@@ -6,6 +6,7 @@ import csv
 import os
 import re
 import stat
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from archi3d.errors import InputError, Problem, TableError
 __all__ = ["BOM", "Chunk", "CsvTable", "encode_row", "read_csv_table", "render_chunks", "render_table"]
 
 BOM = b"\xef\xbb\xbf"
+_TEXT = {pa.string(): pd.ArrowDtype(pa.string())}
 Validator = Callable[["CsvTable"], None]
 
 
@@ -51,7 +53,7 @@ def _positions(view: npt.NDArray[np.uint8], byte: int) -> npt.NDArray[np.int64]:
     return np.concatenate(found).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
 
 
-def _split_records(data: bytes, offset: int) -> tuple[list[int], list[int], list[int], int | None]:
+def _split_records(data: bytes, offset: int) -> tuple[array[int], array[int], array[int], int | None]:
     """Start/end offsets and first line of every record; blank lines between records are not records.
 
     A record ends at a newline outside quotes: quotes are balanced when their count is even.
@@ -59,7 +61,7 @@ def _split_records(data: bytes, offset: int) -> tuple[list[int], list[int], list
     """
     view = np.frombuffer(data, dtype=np.uint8)[offset:]
     if not len(view):
-        return [], [], [], None
+        return array("q"), array("q"), array("q"), None
     newlines = _positions(view, ord("\n"))
     piece_start = np.concatenate(([0], newlines + 1))
     piece_end = np.concatenate((newlines + 1, [len(view)]))
@@ -74,12 +76,12 @@ def _split_records(data: bytes, offset: int) -> tuple[list[int], list[int], list
     last = np.flatnonzero(closed & ~blank)
     unterminated = int(first[-1]) + 1 if len(first) > len(last) else None
     first = first[: len(last)]
-    return (
-        (piece_start[first] + offset).tolist(),
-        (piece_end[last] + offset).tolist(),
-        (first + 1).tolist(),
-        unterminated,
-    )
+    return _offsets(piece_start[first] + offset), _offsets(piece_end[last] + offset), _offsets(first + 1), unterminated
+
+
+def _offsets(values: npt.NDArray[np.int64]) -> array[int]:
+    # Machine integers: a list would hold one Python int object per record and column of offsets.
+    return array("q", values.astype(np.int64).tobytes())
 
 
 def _decode(raw: bytes, file: str, line: int, problems: list[Problem]) -> str | None:
@@ -110,16 +112,16 @@ class CsvTable:
     newline: bytes
     header: tuple[str, ...]
     header_end: int
-    starts: list[int]
-    ends: list[int]
-    lines: list[int]
+    starts: Sequence[int]
+    ends: Sequence[int]
+    lines: Sequence[int]
     cells: pa.Table
     """Every cell as text, one contiguous arrow column per column (fast to take rows from)."""
     frame: pd.DataFrame = attrs.field(init=False)
     """The same cells as a DataFrame (sharing the arrow memory), for the schema."""
 
     def __attrs_post_init__(self) -> None:
-        frame = self.cells.to_pandas()
+        frame = self.cells.to_pandas(types_mapper=_TEXT.get)  # pandas' own str dtype would copy to large_string
         frame.columns = pd.Index(self.header)
         object.__setattr__(self, "frame", frame)
 
@@ -146,9 +148,12 @@ class CsvTable:
     def columns(self, indices: Sequence[int], names: Sequence[str]) -> dict[str, list[str]]:
         """Text of the given columns in the given rows; "" throughout for a column the table lacks."""
         part = self._take(indices, names)
-        return {
+        columns = {
             name: part.column(name).to_pylist() if name in part.column_names else [""] * len(indices) for name in names
         }
+        del part
+        _release_arrow_memory()
+        return columns
 
     def any_contains(self, indices: Sequence[int], names: Sequence[str], text: str) -> list[bool]:
         """Whether any of the given columns holds `text`, for each of the given rows."""
@@ -165,6 +170,18 @@ class CsvTable:
             if name in self.header:
                 filled = pc.and_(filled, pc.not_equal(self.cells.column(self.header.index(name)), ""))
         return self._flags(filled, indices)
+
+    def folders_under(self, indices: Sequence[int], names: Sequence[str], prefix: str) -> set[str]:
+        """The first component after `prefix` of every path in the given cells (backslashes read as slashes)."""
+        folders: set[str] = set()
+        taken = pa.array(indices, type=pa.int64())
+        for name in names:
+            if name in self.header:
+                paths = pc.replace_substring(self.cells.column(self.header.index(name)).take(taken), "\\", "/")
+                rest = pc.utf8_slice_codeunits(pc.filter(paths, pc.starts_with(paths, prefix)), len(prefix))
+                folders.update(pc.unique(pc.list_element(pc.split_pattern(rest, "/", max_splits=1), 0)).to_pylist())
+        _release_arrow_memory()
+        return folders
 
     @staticmethod
     def _flags(flags: pa.Array, indices: Sequence[int]) -> list[bool]:
@@ -184,6 +201,11 @@ class CsvTable:
         return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], _cells_from_rows(len(header), []))
 
 
+def _release_arrow_memory() -> None:
+    """Hand back what arrow's allocator keeps of freed temporaries (it would otherwise stay in the process)."""
+    pa.default_memory_pool().release_unused()
+
+
 def _names(width: int) -> list[str]:
     # Arrow columns go by position (the header is kept apart): names that cannot clash.
     return [f"c{i}" for i in range(width)]
@@ -191,7 +213,7 @@ def _names(width: int) -> list[str]:
 
 def _cells_from_rows(width: int, rows: Sequence[Sequence[str]]) -> pa.Table:
     columns = list(zip(*rows)) if rows else [() for _ in range(width)]
-    return pa.table([pa.array(list(values), type=pa.large_string()) for values in columns], names=_names(width))
+    return pa.table([pa.array(list(values), type=pa.string()) for values in columns], names=_names(width))
 
 
 def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | None:
@@ -202,7 +224,7 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.large_string() for name in names},
+                column_types={name: pa.string() for name in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -215,7 +237,7 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
     for _ in range(width):
         columns.append(table.column(0).combine_chunks())
         table = table.remove_column(0)
-    pa.default_memory_pool().release_unused()  # the chunks' memory, which the allocator would keep
+    _release_arrow_memory()
     return pa.table(columns, names=names)
 
 

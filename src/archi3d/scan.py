@@ -334,7 +334,15 @@ class RunScanner:
         self.output_folders = frozenset(
             name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )
-        self.worker_log = WorkerLog.read(resolver.worker_log_path(), run_id)
+        self._worker_log_path = resolver.worker_log_path()
+        self._worker_log: WorkerLog | None = None
+
+    @property
+    def worker_log(self) -> WorkerLog:
+        """The run's worker.log events, read when first needed (a settled job never needs them)."""
+        if self._worker_log is None:
+            self._worker_log = WorkerLog.read(self._worker_log_path, self.run_id)
+        return self._worker_log
 
     def job_ids_on_disk(self) -> set[str]:
         """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import io
 import os
 import pickle
 import select
@@ -13,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_chunks
 from archi3d.errors import InputError, StrictConflictError, UnknownRunError
 from archi3d.manifest import Manifest
 from archi3d.model import GenerationRow, Job, Status
-from archi3d.paths import PathResolver, to_posix, validate_id
+from archi3d.paths import PathResolver, validate_id
 from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
 from archi3d.scan import Folder, Progress, Recorded, RunScanner
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations
@@ -278,15 +279,16 @@ def _decide_in_parallel(
         status = 1
         try:
             os.close(receiving)
-            payload = pickle.dumps(_decide(table, groups, theirs, manifest, scanner, options, now), protocol=5)
+            sent = pickle.dumps(_decide(table, groups, theirs, manifest, scanner, options, now), protocol=5)
             with os.fdopen(sending, "wb") as pipe:
-                pipe.write(payload)
+                pipe.write(len(sent).to_bytes(8, "big"))
+                pipe.write(sent)
             status = 0
         finally:
             os._exit(status)
     os.close(sending)
     started = time.monotonic()
-    payload = b""
+    payload = bytearray()
     try:
         scaled = None if progress is None else lambda done, _: progress(done * len(jobs) // len(mine), len(jobs))
         outcomes = _decide(table, groups, mine, manifest, scanner, options, now, scaled)
@@ -304,18 +306,26 @@ def _decide_in_parallel(
     return outcomes
 
 
-def _receive(fd: int, deadline: float) -> bytes:
-    """Everything the worker sends until it closes its end; b"" if that takes past `deadline`."""
-    chunks: list[bytes] = []
+def _receive(fd: int, deadline: float) -> bytearray:
+    """What the worker sends (its length first); empty if it does not all arrive before `deadline`."""
     with os.fdopen(fd, "rb", buffering=0) as pipe:
-        while True:
-            ready, _, _ = select.select([pipe], [], [], max(deadline - time.monotonic(), 0))
-            if not ready:
-                return b""
-            chunk = pipe.read(1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        header = _read_exactly(pipe, bytearray(8), deadline)
+        if not header:
+            return header
+        return _read_exactly(pipe, bytearray(int.from_bytes(header, "big")), deadline)
+
+
+def _read_exactly(pipe: io.FileIO, buffer: bytearray, deadline: float) -> bytearray:
+    """Fill `buffer` from the pipe; empty if the pipe closes or `deadline` passes first."""
+    view = memoryview(buffer)
+    done = 0
+    while done < len(buffer):
+        ready, _, _ = select.select([pipe], [], [], max(deadline - time.monotonic(), 0))
+        count = pipe.readinto(view[done:]) if ready else 0
+        if not count:
+            return bytearray()
+        done += count
+    return buffer
 
 
 def _workers(options: ConsolidateOptions, jobs: int) -> int:
@@ -518,12 +528,9 @@ def _consolidate(
 def _orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int]], manifest: Manifest) -> tuple[str, ...]:
     """Jobs with outputs or markers that neither the CSV nor the manifest knows."""
     unknown = scanner.job_ids_on_disk() - groups.keys() - manifest.job_ids
-    if unknown:
-        prefix = f"runs/{scanner.run_id}/outputs/"
+    if unknown:  # some may be folders of old layouts (outputs/<algo>/) that the run's rows point into
         indices = [i for rows in groups.values() for i in rows]
-        recorded = table.columns(indices, _RECORDED_PATHS).values()
-        # e.g. outputs/<algo>/ of old layouts: named by the run's rows, not a job's folder
-        unknown -= {p[len(prefix) :].split("/", 1)[0] for p in map(to_posix, chain(*recorded)) if p.startswith(prefix)}
+        unknown -= table.folders_under(indices, _RECORDED_PATHS, f"runs/{scanner.run_id}/outputs/")
     return tuple(sorted(unknown))
 
 
