@@ -63,9 +63,10 @@ def _never_settled(facts: RowFacts, *_: object) -> bool:
     [
         ConsolidateOptions(RUN, workers=1),
         ConsolidateOptions(RUN, workers=1, stale_policy=StalePolicy.KEEP, heartbeat_timeout=10**9),
+        ConsolidateOptions(RUN, workers=1, stale_policy=StalePolicy.FAIL),
         ConsolidateOptions(RUN, workers=1, fix_status=False),
     ],
-    ids=["default", "keep-fresh", "no-fix-status"],
+    ids=["default", "keep-fresh", "fail-stale", "no-fix-status"],
 )
 def test_settled_rows_come_out_as_the_reconciler_would_leave_them(
     demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: ConsolidateOptions

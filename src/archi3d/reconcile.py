@@ -19,6 +19,8 @@ __all__ = [
     "Decision",
     "Options",
     "StalePolicy",
+    "heartbeat_status",
+    "is_fresh",
     "merge_duplicates",
     "merge_winner",
     "reconcile",
@@ -95,13 +97,25 @@ class _Verdict:
     from_markers: bool = False
 
 
+def is_fresh(started: dt.datetime | None, options: Options, now: dt.datetime) -> bool:
+    """Whether an .inprogress marker of that time is a live heartbeat."""
+    return started is not None and (now - started).total_seconds() < options.heartbeat_timeout
+
+
+def heartbeat_status(csv: Status, started: dt.datetime | None, options: Options, now: dt.datetime) -> Status:
+    """The status a lone .inprogress marker gives an enqueued or running row (rules 3 and 4)."""
+    if is_fresh(started, options, now):
+        return Status.RUNNING
+    return {StalePolicy.REQUEUE: Status.ENQUEUED, StalePolicy.FAIL: Status.FAILED}.get(options.stale_policy, csv)
+
+
 def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetime, out: list[Conflict]) -> _Verdict:
     """The status table of the spec, first match wins, then the override and monotonicity."""
     csv = row.status
     job = row.job_id
     has_object = ev.has_object
     started = ev.inprogress_at
-    fresh = started is not None and (now - started).total_seconds() < options.heartbeat_timeout
+    fresh = is_fresh(started, options, now)
     heartbeat = f"{'fresh' if fresh else 'stale'} .inprogress at {_t(started)}"
     if csv is Status.COMPLETED and has_object and ev.has_inprogress:
         out.append(Conflict(job, "rerun_beside_completed", f"{heartbeat} beside a completed row with its object"))

@@ -344,6 +344,11 @@ class RunScanner:
             self._worker_log = WorkerLog.read(self._worker_log_path, self.run_id)
         return self._worker_log
 
+    def marker_at(self, job_id: str, kind: str) -> dt.datetime | None:
+        """The time of one of the job's markers (None if it has none of that kind)."""
+        name = self.markers.get(job_id, {}).get(kind)
+        return None if name is None else marker_time(os.path.join(self._state, name))
+
     def job_ids_on_disk(self) -> set[str]:
         """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""
         marked = {job for job, kinds in self.markers.items() if len(kinds) > ("error.txt" in kinds)}
@@ -424,11 +429,7 @@ class RunScanner:
         settled = None if recorded.settled is None else recorded.settled.value
         if settled == Status.COMPLETED.value and chosen is None:
             settled = None  # its time will be quoted in the conflict
-        times = {
-            kind: marker_time(os.path.join(self._state, name))
-            for kind, name in kinds.items()
-            if kind != "error.txt" and kind != settled
-        }
+        times = {kind: self.marker_at(job_id, kind) for kind in kinds if kind != "error.txt" and kind != settled}
         error_text = read_error_text(os.path.join(self._state, kinds["error.txt"])) if "error.txt" in kinds else None
 
         previews = ["", "", ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import io
 import os
@@ -24,11 +25,19 @@ import pandas as pd
 from archi3d.atomic import DEFAULT_LOCK_TIMEOUT, append_log_record, table_lock, write_bytes_atomic
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_chunks
-from archi3d.errors import InputError, StrictConflictError, UnknownRunError
+from archi3d.errors import InputError, Problem, StrictConflictError, TableError, UnknownRunError
 from archi3d.manifest import Manifest
 from archi3d.model import GenerationRow, Job, Status
 from archi3d.paths import PathResolver, validate_id
-from archi3d.reconcile import Conflict, Options, StalePolicy, merge_duplicates, merge_winner, reconcile
+from archi3d.reconcile import (
+    Conflict,
+    Options,
+    StalePolicy,
+    heartbeat_status,
+    merge_duplicates,
+    merge_winner,
+    reconcile,
+)
 from archi3d.scan import Folder, Progress, Recorded, RunScanner
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations
 from archi3d.triage import RowFacts, is_settled
@@ -137,6 +146,7 @@ class _Outcome:
 _SETTLED = {status.value: _Outcome(status.value) for status in Status}
 """The outcome of a settled row, by its status: it stays as it is."""
 _BATCH = 1000
+_CHECKED_AT_ONCE = 10_000
 _PARALLEL_FROM = 5000
 
 
@@ -146,7 +156,7 @@ class _Plan:
     appended: list[bytes]
     added_columns: list[str]
     header: list[str]
-    written: list[list[str]]
+    written: list[tuple[str, ...]]
     """The text of every row written, in `header` order, and the line each will stand on."""
     written_lines: list[int]
     counts: dict[str, int]
@@ -240,7 +250,9 @@ def _decide(
     for done, job_id in enumerate(jobs, 1):
         folder = scanner.folder(job_id)
         fact = facts.get(job_id)
-        if fact is not None and is_settled(fact, scanner.markers.get(job_id, {}), folder, scanner.folder_rel(job_id)):
+        markers = scanner.markers.get(job_id, {})
+        heartbeat = functools.partial(_heartbeat, scanner, job_id, options, now) if "inprogress" in markers else None
+        if fact is not None and is_settled(fact, markers, folder, scanner.folder_rel(job_id), heartbeat):
             outcomes[job_id] = _SETTLED[fact.status]
         else:
             pending[job_id] = folder
@@ -250,6 +262,11 @@ def _decide(
             progress(done, len(jobs))
     reconcile_pending()
     return outcomes
+
+
+def _heartbeat(scanner: RunScanner, job_id: str, options: ConsolidateOptions, now: dt.datetime, csv: Status) -> Status:
+    started = scanner.marker_at(job_id, "inprogress")
+    return heartbeat_status(csv, started, options.reconcile_options, now)
 
 
 def _decide_in_parallel(
@@ -395,7 +412,7 @@ def _layout(
     added = header[width:]
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
-    written: list[list[str]] = []
+    written: list[tuple[str, ...]] = []
     written_lines: list[int] = []
     next_line = (table.lines[-1] + 1) if len(table) else 2
     for job_id in jobs:
@@ -419,7 +436,7 @@ def _layout(
         if outcome.text is None:
             counts["unchanged"] += 1
             continue
-        text = [outcome.text[i] for i in kept]
+        text = outcome.text if len(kept) == len(columns) else tuple(outcome.text[i] for i in kept)
         written.append(text)
         if indices:
             replaced[indices[0]] = encode_row(text, table.newline)
@@ -440,11 +457,17 @@ def _layout(
 
 
 def _check_written(plan: _Plan, path: Path) -> None:
-    """Validate the rows the plan writes (every other row was validated as read)."""
-    if plan.written:
-        columns = zip(*plan.written)
+    """Validate the rows the plan writes (every other row was validated as read), a slice at a time."""
+    problems: list[Problem] = []
+    for at in range(0, len(plan.written), _CHECKED_AT_ONCE):
+        columns = zip(*plan.written[at : at + _CHECKED_AT_ONCE])
         frame = pd.DataFrame({name: pd.Series(values, dtype="str") for name, values in zip(plan.header, columns)})
-        check_frame(frame, GENERATIONS_SCHEMA, str(path), plan.written_lines)
+        try:
+            check_frame(frame, GENERATIONS_SCHEMA, str(path), plan.written_lines[at : at + _CHECKED_AT_ONCE])
+        except TableError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise TableError(problems)
 
 
 def consolidate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 from archi3d.model import Status
@@ -12,6 +12,7 @@ __all__ = ["RowFacts", "is_settled"]
 
 _COMPLETED = Status.COMPLETED.value
 _FAILED = Status.FAILED.value
+_WAITING = (Status.ENQUEUED.value, Status.RUNNING.value)
 
 
 class RowFacts(NamedTuple):
@@ -27,17 +28,31 @@ class RowFacts(NamedTuple):
     """In any *_path cell (reconciling rewrites those as POSIX paths)."""
 
 
-def is_settled(facts: RowFacts, markers: Collection[str], folder: Folder, folder_rel: str) -> bool:
+def is_settled(
+    facts: RowFacts,
+    markers: Collection[str],
+    folder: Folder,
+    folder_rel: str,
+    heartbeat: Callable[[Status], Status] | None = None,
+) -> bool:
     """True only when reconcile would return this row unchanged, with no conflict and nothing to count.
 
-    `markers` are the kinds of the job's state files (inprogress, completed, failed, error.txt) and
-    `folder` the listing of its outputs folder (`folder_rel`). False means "not sure": reconcile it.
-    Every rule here mirrors one of reconcile's; tests check that settled rows come out of reconcile
-    untouched.
+    `markers` are the kinds of the job's state files (inprogress, completed, failed, error.txt),
+    `folder` the listing of its outputs folder (`folder_rel`), and `heartbeat` gives the status a
+    lone .inprogress marker implies for a row of the given status (reconcile.heartbeat_status).
+    False means "not sure": reconcile it. Every rule here mirrors one of reconcile's; tests check
+    that settled rows come out of reconcile untouched.
     """
-    if facts.has_backslash or folder.mismatch is not None or "inprogress" in markers:
+    if facts.has_backslash or folder.mismatch is not None:
         return False
     status = facts.status
+    if "inprogress" in markers:
+        # Only a waiting or running row beside a heartbeat that leaves it as it is (a stale one
+        # requeued, a fresh one running); with any terminal marker, reconcile decides.
+        if heartbeat is None or "completed" in markers or "failed" in markers or status not in _WAITING:
+            return False
+        if heartbeat(Status(status)).value != status:
+            return False
     if "completed" in markers and ("failed" in markers or status != _COMPLETED):
         return False
     if "failed" in markers and status != _FAILED:
