@@ -356,3 +356,23 @@ def test_validate_a_missing_table_exits_2(tmp_path: Path) -> None:
     result = cli("validate", "--workspace", str(tmp_path))
     assert result.exit_code == 2
     assert f"{csv_path(tmp_path)}: missing" in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_workers_option_decides_the_same(tmp_path: Path, workers: str) -> None:
+    small_workspace(tmp_path / "one")
+    small_workspace(tmp_path / "ws")
+    expected = cli(*consolidate_args(tmp_path / "one", "--json"))
+    result = cli(*consolidate_args(tmp_path / "ws", "--json", "--workers", workers))
+    assert result.exit_code == 0, result.output
+    assert table_bytes(tmp_path / "ws") == table_bytes(tmp_path / "one")
+    assert {k: v for k, v in record_of(result).items() if k not in ("elapsed_s", "timestamp")} == {
+        k: v for k, v in record_of(expected).items() if k not in ("elapsed_s", "timestamp")
+    }
+
+
+def test_workers_beyond_two_is_a_usage_error(tmp_path: Path) -> None:
+    before = small_workspace(tmp_path)
+    result = cli(*consolidate_args(tmp_path, "--workers", "3"))
+    assert result.exit_code == 2
+    assert table_bytes(tmp_path) == before

@@ -121,6 +121,17 @@ def consolidate(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", metavar="S", min=0, help="Seconds to wait for the table lock.")
     ] = 30.0,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=2,
+            show_default=False,
+            help="Processes that decide jobs, 1 or 2 (default: 2 for runs of 5,000 jobs or more on multi-core Linux).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON.")] = False,
 ) -> None:
     """Reconcile a run's on-disk evidence (markers, objects, previews, error files, worker log) with
@@ -153,6 +164,7 @@ def consolidate(
             heartbeat_timeout=heartbeat_timeout,
             stale_policy=StalePolicy(stale_policy.value),
             lock_timeout=lock_timeout,
+            workers=workers,
         )
         progress = _progress if sys.stderr.isatty() and not as_json else None
         summary = run_consolidate(workspace, options, progress=progress)
