@@ -194,6 +194,10 @@ class CsvTable:
         part = self.cells.select([self.header.index(name) for name in present]).rename_columns(present)
         return part.take(pa.array(indices, type=pa.int64()))
 
+    def without_cells(self) -> CsvTable:
+        """This table's bytes and record layout only, enough to render it; the parsed cells are let go."""
+        return attrs.evolve(self, cells=_cells_from_rows(len(self.header), []))
+
     @classmethod
     def empty(cls, path: Path, header: Sequence[str], newline: bytes = b"\n", bom: bool = True) -> CsvTable:
         head = encode_row(list(header), newline)

@@ -279,7 +279,7 @@ def _decide_in_parallel(
     now: dt.datetime,
     progress: Progress | None = None,
 ) -> dict[str, _Outcome]:
-    """`_decide`, with the second half of the jobs decided by a forked worker process meanwhile.
+    """`_decide`, with half of the jobs decided by a forked worker process meanwhile.
 
     Deciding is listing, stat-ing and reading files plus pure Python: a second process is the way
     to a second core. The worker only reads; it sends its outcomes back pickled. If it fails in any
@@ -288,8 +288,9 @@ def _decide_in_parallel(
     workers = _workers(options, len(jobs))
     if workers < 2:
         return _decide(table, groups, jobs, manifest, scanner, options, now, progress)
-    middle = len(jobs) // 2
-    mine, theirs = jobs[:middle], jobs[middle:]
+    # Every other job: runs often come in stretches of one situation (a crashed batch), and each
+    # process should get its share of the slow ones.
+    mine, theirs = jobs[0::2], jobs[1::2]
     receiving, sending = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker: decide, send, and leave without running any of the parent's exit code
@@ -542,7 +543,10 @@ def _consolidate(
         append_log_record(resolver.metrics_log_path(), result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
-        plan, written = _write(resolver, table, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
+        # Writing needs the table's bytes, not its cells (a re-plan reads the file afresh): let them go.
+        as_read = table.without_cells() if table is not None else None
+        del table, base
+        plan, written = _write(resolver, as_read, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
