@@ -20,7 +20,16 @@ import pyarrow.csv as pacsv
 
 from archi3d.errors import InputError, Problem, TableError
 
-__all__ = ["BOM", "Chunk", "CsvTable", "encode_row", "read_csv_table", "render_chunks", "render_table"]
+__all__ = [
+    "BOM",
+    "Chunk",
+    "CsvTable",
+    "encode_row",
+    "read_csv_table",
+    "release_unused_memory",
+    "render_chunks",
+    "render_table",
+]
 
 BOM = b"\xef\xbb\xbf"
 _TEXT = {pa.string(): pd.ArrowDtype(pa.string())}
@@ -145,6 +154,13 @@ class CsvTable:
         columns = self.columns(indices, self.header)
         return [dict(zip(self.header, values)) for values in zip(*columns.values())]
 
+    def rows_where(self, name: str, value: str) -> list[int]:
+        """Indices of the rows whose `name` cell is `value`."""
+        if name not in self.header:
+            return []
+        hits: list[int] = pc.indices_nonzero(pc.equal(self.cells.column(self.header.index(name)), value)).to_pylist()
+        return hits
+
     def columns(self, indices: Sequence[int], names: Sequence[str]) -> dict[str, list[str]]:
         """Text of the given columns in the given rows; "" throughout for a column the table lacks."""
         part = self._take(indices, names)
@@ -152,7 +168,7 @@ class CsvTable:
             name: part.column(name).to_pylist() if name in part.column_names else [""] * len(indices) for name in names
         }
         del part
-        _release_arrow_memory()
+        release_unused_memory()
         return columns
 
     def any_contains(self, indices: Sequence[int], names: Sequence[str], text: str) -> list[bool]:
@@ -180,7 +196,7 @@ class CsvTable:
                 paths = pc.replace_substring(self.cells.column(self.header.index(name)).take(taken), "\\", "/")
                 rest = pc.utf8_slice_codeunits(pc.filter(paths, pc.starts_with(paths, prefix)), len(prefix))
                 folders.update(pc.unique(pc.list_element(pc.split_pattern(rest, "/", max_splits=1), 0)).to_pylist())
-        _release_arrow_memory()
+        release_unused_memory()
         return folders
 
     @staticmethod
@@ -205,8 +221,8 @@ class CsvTable:
         return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], _cells_from_rows(len(header), []))
 
 
-def _release_arrow_memory() -> None:
-    """Hand back what arrow's allocator keeps of freed temporaries (it would otherwise stay in the process)."""
+def release_unused_memory() -> None:
+    """Hand back to the system what arrow's allocator keeps of freed tables (it would stay in the process)."""
     pa.default_memory_pool().release_unused()
 
 
@@ -241,7 +257,7 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
     for _ in range(width):
         columns.append(table.column(0).combine_chunks())
         table = table.remove_column(0)
-    _release_arrow_memory()
+    release_unused_memory()
     return pa.table(columns, names=names)
 
 

@@ -71,7 +71,7 @@ def _read_head(path: str | Path, limit: int) -> tuple[bytes, int] | None:
         if not stat.S_ISREG(st.st_mode):
             return None
         chunks: list[bytes] = []
-        remaining = limit
+        remaining = min(limit, st.st_size) if st.st_size else limit  # 0: size unknown (e.g. /proc)
         while remaining > 0:
             chunk = os.read(fd, remaining)
             if not chunk:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from archi3d.atomic import DEFAULT_LOCK_TIMEOUT, append_log_record, table_lock, write_bytes_atomic
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
-from archi3d.csvtable import CsvTable, encode_row, read_csv_table, render_chunks
+from archi3d.csvtable import CsvTable, encode_row, read_csv_table, release_unused_memory, render_chunks
 from archi3d.errors import InputError, Problem, StrictConflictError, TableError, UnknownRunError
 from archi3d.manifest import Manifest
 from archi3d.model import GenerationRow, Job, Status
@@ -110,9 +110,8 @@ def _groups(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     if table is None or not len(table):
         return groups
-    frame = table.frame
-    hits = frame.index[frame["run_id"] == run_id].tolist()
-    for index, job_id in zip(hits, frame["job_id"].take(hits).tolist()):
+    hits = table.rows_where("run_id", run_id)
+    for index, job_id in zip(hits, table.columns(hits, ("job_id",))["job_id"]):
         groups.setdefault(job_id, []).append(index)
     return groups
 
@@ -546,6 +545,7 @@ def _consolidate(
         # Writing needs the table's bytes, not its cells (a re-plan reads the file afresh): let them go.
         as_read = table.without_cells() if table is not None else None
         del table, base
+        release_unused_memory()
         plan, written = _write(resolver, as_read, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
