@@ -42,6 +42,7 @@ CONSOLIDATE_OPTIONS = {
     "--json",
     "--workspace",
     "--lock-timeout",
+    "--workers",
 }
 OPTIONS_OF = {
     "consolidate": CONSOLIDATE_OPTIONS,
