@@ -242,11 +242,6 @@ class Folder:
         self._stat = stat
         self._entries: dict[str, Entry | None] = {}
 
-    @classmethod
-    def of(cls, files: Mapping[str, Entry], mismatch: str | None = None) -> Folder:
-        """A folder of known entries."""
-        return cls({name: entry[2] for name, entry in files.items()}, lambda name, _: files.get(name), mismatch)
-
     def get(self, name: str) -> Entry | None:
         """The file's entry; None when it is not listed, cannot be stat-ed or links out of the workspace."""
         if name not in self.kinds or self._stat is None:

@@ -420,10 +420,6 @@ def _layout(
         outcome = outcomes[job_id]
         counts["considered"] += len(indices) or 1
         after[outcome.after] += 1
-        if outcome is _SETTLED[outcome.after]:
-            counts["unchanged"] += 1
-            counts["not_in_manifest"] += job_id not in manifest
-            continue
         counts["duplicate_rows_merged"] += max(len(indices) - 1, 0)
         counts["not_in_manifest"] += bool(indices) and job_id not in manifest
         conflicts.extend(outcome.conflicts)

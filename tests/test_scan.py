@@ -1,0 +1,64 @@
+"""Unit tests of the evidence scan helpers that work on real files: worker.log events, markers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from archi3d.model import LogEvent, Status
+from archi3d.scan import WorkerLog
+
+RUN = "r1"
+UTC = dt.timezone.utc
+
+
+def _line(at: str, record: dict[str, object] | str) -> str:
+    body = record if isinstance(record, str) else json.dumps(record)
+    return f"{at} {body}\n"
+
+
+def test_worker_log_files_each_event_under_its_job(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    log.write_text(
+        "".join(
+            [
+                _line("2026-01-01T00:00:10+00:00", {"event": "job_completed", "run_id": RUN, "job_id": "a", "duration_s": 4}),
+                # An escaped job_id: only a real JSON parse reads it as "ab".
+                _line("2026-01-01T00:00:20+00:00", '{"event": "job_failed", "run_id": "r1", "job_id": "a\\u0062"}'),
+                # "job_id" twice: the top-level key names the job, not the nested one.
+                _line(
+                    "2026-01-01T00:00:30+00:00",
+                    {"event": "job_completed", "run_id": RUN, "meta": {"job_id": "x"}, "job_id": "y"},
+                ),
+                # Only a nested job_id: no job's event at all.
+                _line("2026-01-01T00:00:40+00:00", {"event": "job_completed", "run_id": RUN, "meta": {"job_id": "z"}}),
+                # Another run, and a later event of "a" that wins.
+                _line("2026-01-01T00:00:50+00:00", {"event": "job_failed", "run_id": "r2", "job_id": "a"}),
+                _line("2026-01-01T00:01:00+00:00", {"event": "job_failed", "run_id": RUN, "job_id": "a"}),
+                "not a log line at all job_ r1\n",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    events = WorkerLog.read(log, RUN)
+    assert events.event("a") == LogEvent(Status.FAILED, dt.datetime(2026, 1, 1, 0, 1, tzinfo=UTC), None)
+    assert events.event("ab") == LogEvent(Status.FAILED, dt.datetime(2026, 1, 1, 0, 0, 20, tzinfo=UTC), None)
+    assert events.event("y") == LogEvent(Status.COMPLETED, dt.datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC), None)
+    assert events.event("x") is None and events.event("z") is None
+
+
+def test_worker_log_takes_the_later_line_of_two_at_the_same_time(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    at = "2026-01-01T00:00:10+00:00"
+    log.write_text(
+        _line(at, {"event": "job_completed", "run_id": RUN, "job_id": "a", "duration_s": 1})
+        + _line(at, {"event": "job_failed", "run_id": RUN, "job_id": "a"}),
+        encoding="utf-8",
+    )
+    event = WorkerLog.read(log, RUN).event("a")
+    assert event is not None and event.status is Status.FAILED
+
+
+def test_a_missing_worker_log_has_no_events(tmp_path: Path) -> None:
+    assert WorkerLog.read(tmp_path / "absent.log", RUN).event("a") is None
