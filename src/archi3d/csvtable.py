@@ -33,7 +33,6 @@ __all__ = [
 
 BOM = b"\xef\xbb\xbf"
 _TEXT = {pa.string(): pd.ArrowDtype(pa.string())}
-_MAX_BLOCK = (1 << 31) - 1
 Validator = Callable[["CsvTable"], None]
 
 
@@ -242,11 +241,7 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(data)[header_end:]),
-            # One block, one thread: measured faster here than parallel blocks, and each column
-            # comes out in one chunk (rows are taken from it without concatenating chunks).
-            read_options=pacsv.ReadOptions(
-                column_names=names, block_size=min(len(data) + 1, _MAX_BLOCK), use_threads=False
-            ),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
@@ -256,8 +251,8 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
-    # A file beyond one block still ends with one chunk per column, merged column by column so its
-    # cells are never held twice over.
+    # One chunk per column (taking rows from many chunks would concatenate them on every take),
+    # merged column by column so the file's cells are never held twice over.
     columns = []
     for _ in range(width):
         columns.append(table.column(0).combine_chunks())
