@@ -219,20 +219,24 @@ def _columns(table: CsvTable | None) -> list[str]:
     return [*header, *(c for c in GENERATIONS_COLUMNS if c not in header)]
 
 
-def _decide(
-    table: CsvTable | None,
-    groups: Mapping[str, list[int]],
-    jobs: Sequence[str],
-    manifest: Manifest,
-    scanner: RunScanner,
-    options: ConsolidateOptions,
-    now: dt.datetime,
-    progress: Progress | None = None,
-) -> dict[str, _Outcome]:
+@attrs.frozen
+class _Run:
+    """What deciding jobs of the run takes: the table as read and its rows by job, the manifest, the scan."""
+
+    table: CsvTable | None
+    groups: Mapping[str, list[int]]
+    manifest: Manifest
+    scanner: RunScanner
+    options: ConsolidateOptions
+    now: dt.datetime
+
+
+def _decide(run: _Run, jobs: Sequence[str], progress: Progress | None = None) -> dict[str, _Outcome]:
     """The outcome of each job: settled rows by the fast path, every other job through the reconciler.
 
     Jobs go to the reconciler in batches, so only a batch's rows are ever materialized.
     """
+    table, groups, scanner = run.table, run.groups, run.scanner
     columns = _columns(table)
     facts = _row_facts(table, groups, jobs) if table is not None else {}
     outcomes: dict[str, _Outcome] = {}
@@ -240,17 +244,16 @@ def _decide(
 
     def reconcile_pending() -> None:
         rows = _rows_of(table, groups, pending)
-        jobs_to_insert = manifest.jobs(j for j in pending if j not in rows)
+        jobs_to_insert = run.manifest.jobs(j for j in pending if j not in rows)
         for job_id, folder in pending.items():
-            group = rows.get(job_id, [])
-            outcomes[job_id] = _reconciled(group, jobs_to_insert.get(job_id), scanner, folder, options, now, job_id, columns)
+            outcomes[job_id] = _reconciled(run, rows.get(job_id, []), jobs_to_insert.get(job_id), folder, job_id, columns)
         pending.clear()
 
     for done, job_id in enumerate(jobs, 1):
         folder = scanner.folder(job_id)
         fact = facts.get(job_id)
         markers = scanner.markers.get(job_id, {})
-        heartbeat = functools.partial(_heartbeat, scanner, job_id, options, now) if "inprogress" in markers else None
+        heartbeat = functools.partial(_heartbeat, run, job_id) if "inprogress" in markers else None
         if fact is not None and is_settled(fact, markers, folder, scanner.folder_rel(job_id), heartbeat):
             outcomes[job_id] = _SETTLED[fact.status]
         else:
@@ -263,30 +266,20 @@ def _decide(
     return outcomes
 
 
-def _heartbeat(scanner: RunScanner, job_id: str, options: ConsolidateOptions, now: dt.datetime, csv: Status) -> Status:
-    started = scanner.marker_at(job_id, "inprogress")
-    return heartbeat_status(csv, started, options.reconcile_options, now)
+def _heartbeat(run: _Run, job_id: str, csv: Status) -> Status:
+    started = run.scanner.marker_at(job_id, "inprogress")
+    return heartbeat_status(csv, started, run.options.reconcile_options, run.now)
 
 
-def _decide_in_parallel(
-    table: CsvTable | None,
-    groups: Mapping[str, list[int]],
-    jobs: Sequence[str],
-    manifest: Manifest,
-    scanner: RunScanner,
-    options: ConsolidateOptions,
-    now: dt.datetime,
-    progress: Progress | None = None,
-) -> dict[str, _Outcome]:
+def _decide_in_parallel(run: _Run, jobs: Sequence[str], progress: Progress | None = None) -> dict[str, _Outcome]:
     """`_decide`, with half of the jobs decided by a forked worker process meanwhile.
 
     Deciding is listing, stat-ing and reading files plus pure Python: a second process is the way
     to a second core. The worker only reads; it sends its outcomes back pickled. If it fails in any
     way, its half is decided here instead, so the result never depends on the worker.
     """
-    workers = _workers(options, len(jobs))
-    if workers < 2:
-        return _decide(table, groups, jobs, manifest, scanner, options, now, progress)
+    if _workers(run.options, len(jobs)) < 2:
+        return _decide(run, jobs, progress)
     # Every other job: runs often come in stretches of one situation (a crashed batch), and each
     # process should get its share of the slow ones.
     mine, theirs = jobs[0::2], jobs[1::2]
@@ -296,7 +289,7 @@ def _decide_in_parallel(
         status = 1
         try:
             os.close(receiving)
-            sent = pickle.dumps(_decide(table, groups, theirs, manifest, scanner, options, now), protocol=5)
+            sent = pickle.dumps(_decide(run, theirs), protocol=5)
             with os.fdopen(sending, "wb") as pipe:
                 pipe.write(len(sent).to_bytes(8, "big"))
                 pipe.write(sent)
@@ -308,7 +301,7 @@ def _decide_in_parallel(
     payload = bytearray()
     try:
         scaled = None if progress is None else lambda done, _: progress(done * len(jobs) // len(mine), len(jobs))
-        outcomes = _decide(table, groups, mine, manifest, scanner, options, now, scaled)
+        outcomes = _decide(run, mine, scaled)
         # A worker far slower than this half (stuck, or starved) is given up on: its half is done here.
         payload = _receive(receiving, deadline=time.monotonic() + 2 * (time.monotonic() - started) + 30)
     finally:
@@ -319,7 +312,7 @@ def _decide_in_parallel(
     if status == 0 and payload:
         outcomes.update(pickle.loads(payload))
     else:
-        outcomes.update(_decide(table, groups, theirs, manifest, scanner, options, now))
+        outcomes.update(_decide(run, theirs))
     return outcomes
 
 
@@ -355,24 +348,18 @@ def _workers(options: ConsolidateOptions, jobs: int) -> int:
 
 
 def _reconciled(
-    group: Sequence[GenerationRow],
-    job: Job | None,
-    scanner: RunScanner,
-    folder: Folder,
-    options: ConsolidateOptions,
-    now: dt.datetime,
-    job_id: str,
-    columns: Sequence[str],
+    run: _Run, group: Sequence[GenerationRow], job: Job | None, folder: Folder, job_id: str, columns: Sequence[str]
 ) -> _Outcome:
     """One job through the reconciler (its duplicate rows merged first)."""
-    evidence = scanner.evidence(job_id, _recorded(group), folder)
+    evidence = run.scanner.evidence(job_id, _recorded(group), folder)
     conflicts: tuple[Conflict, ...] = ()
     first = group[0] if group else None
     row = first
     if len(group) > 1:
         row, merge = merge_duplicates(group, evidence)
         conflicts = (merge,)
-    decision = reconcile(row, job, evidence, options.reconcile_options, now, options.run_id, job_id)
+    options = run.options
+    decision = reconcile(row, job, evidence, options.reconcile_options, run.now, options.run_id, job_id)
     text: tuple[str, ...] | None = None
     if first is None or len(group) > 1 or decision.row != first:
         text = tuple(map(decision.row.to_cells().get, columns, repeat("")))
@@ -524,7 +511,8 @@ def _consolidate(
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
     scanner = RunScanner(resolver, run_id)
     jobs = _select(groups, base.column("status"), manifest, options)
-    outcomes = _decide_in_parallel(table, groups, jobs, manifest, scanner, options, moment, progress)
+    run = _Run(table, groups, manifest, scanner, options, moment)
+    outcomes = _decide_in_parallel(run, jobs, progress)
     orphans = _orphans(scanner, base, groups, manifest)
     plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
     _check_written(plan, csv_path)
@@ -539,10 +527,10 @@ def _consolidate(
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
         # Writing needs the table's bytes, not its cells (a re-plan reads the file afresh): let them go.
-        as_read = table.without_cells() if table is not None else None
+        run = attrs.evolve(run, table=table.without_cells() if table is not None else None)
         del table, base
         release_unused_memory()
-        plan, written = _write(resolver, as_read, plan, groups, jobs, outcomes, manifest, scanner, options, moment, orphans)
+        plan, written = _write(resolver, run, plan, jobs, outcomes, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
     return result
@@ -559,15 +547,10 @@ def _orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int
 
 def _write(
     resolver: PathResolver,
-    table: CsvTable | None,
+    run: _Run,
     plan: _Plan,
-    groups: Mapping[str, list[int]],
     jobs: Sequence[str],
     outcomes: Mapping[str, _Outcome],
-    manifest: Manifest,
-    scanner: RunScanner,
-    options: ConsolidateOptions,
-    now: dt.datetime,
     orphans: Sequence[str],
 ) -> tuple[_Plan, bool]:
     """Under the lock: merge against the file as it is now, reconciling again the jobs whose rows changed.
@@ -577,12 +560,13 @@ def _write(
     """
     path = resolver.generations_csv_path()
     resolver.tables_root.mkdir(parents=True, exist_ok=True)
-    with table_lock(path, options.lock_timeout):
+    table, groups = run.table, run.groups
+    with table_lock(path, run.options.lock_timeout):
         base = table if table is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
         if not _holds(path, table.data if table is not None else None):
             fresh = read_csv_table(path, validate_generations) if path.exists() else None
             base = fresh if fresh is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
-            fresh_groups = _groups(fresh, options.run_id)
+            fresh_groups = _groups(fresh, run.options.run_id)
             same_header = table is not None and fresh is not None and fresh.header == table.header
 
             def rows_bytes(source: CsvTable | None, of: Mapping[str, list[int]], job_id: str) -> list[bytes]:
@@ -591,8 +575,8 @@ def _write(
             changed = [
                 j for j in jobs if not same_header or rows_bytes(fresh, fresh_groups, j) != rows_bytes(table, groups, j)
             ]
-            outcomes = {**outcomes, **_decide(fresh, fresh_groups, changed, manifest, scanner, options, now)}
-            plan = _layout(base, fresh_groups, jobs, outcomes, manifest, orphans)
+            outcomes = {**outcomes, **_decide(attrs.evolve(run, table=fresh, groups=fresh_groups), changed)}
+            plan = _layout(base, fresh_groups, jobs, outcomes, run.manifest, orphans)
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
                 return plan, False
