@@ -9,7 +9,7 @@ from archi3d.model import Job
 from archi3d.paths import PathResolver
 from archi3d.schema import validate_manifest
 
-__all__ = ["Manifest", "read_manifest"]
+__all__ = ["Manifest"]
 
 
 class Manifest:
@@ -38,9 +38,6 @@ class Manifest:
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
 
-    def __len__(self) -> int:
-        return len(self._index)
-
     def jobs(self, job_ids: Iterable[str]) -> dict[str, Job]:
         """The Job of each given job_id that the manifest has."""
         wanted = [(job_id, self._index[job_id]) for job_id in job_ids if job_id in self._index]
@@ -49,8 +46,3 @@ class Manifest:
         cells = self._table.rows([index for _, index in wanted])
         return {job_id: Job.from_cells(row) for (job_id, _), row in zip(wanted, cells)}
 
-
-def read_manifest(resolver: PathResolver, run_id: str) -> dict[str, Job]:
-    """Every job of the run's manifest, in file order; empty if there is none."""
-    manifest = Manifest.read(resolver, run_id)
-    return manifest.jobs(manifest)
