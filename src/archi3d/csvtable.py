@@ -145,7 +145,7 @@ class CsvTable:
         return self.data[self.starts[index] : self.ends[index]]
 
     def column(self, name: str) -> list[str]:
-        return self.cells.column(self.header.index(name)).to_pylist() if name in self.header else [""] * len(self)
+        return self._cells_of(name).to_pylist() if name in self.header else [""] * len(self)
 
     def rows(self, indices: Sequence[int]) -> list[dict[str, str]]:
         """Cells of the given rows, as {column: text}."""
@@ -158,7 +158,7 @@ class CsvTable:
         """Indices of the rows whose `name` cell is `value`."""
         if name not in self.header:
             return []
-        hits: list[int] = pc.indices_nonzero(pc.equal(self.cells.column(self.header.index(name)), value)).to_pylist()
+        hits: list[int] = pc.indices_nonzero(pc.equal(self._cells_of(name), value)).to_pylist()
         return hits
 
     def columns(self, indices: Sequence[int], names: Sequence[str]) -> dict[str, list[str]]:
@@ -176,7 +176,7 @@ class CsvTable:
         found = pa.array([False] * len(self))
         for name in names:
             if name in self.header:
-                found = pc.or_(found, pc.match_substring(self.cells.column(self.header.index(name)), text))
+                found = pc.or_(found, pc.match_substring(self._cells_of(name), text))
         return self._flags(found, indices)
 
     def all_filled(self, indices: Sequence[int], names: Sequence[str]) -> list[bool]:
@@ -184,7 +184,7 @@ class CsvTable:
         filled = pa.array([all(name in self.header for name in names)] * len(self))
         for name in names:
             if name in self.header:
-                filled = pc.and_(filled, pc.not_equal(self.cells.column(self.header.index(name)), ""))
+                filled = pc.and_(filled, pc.not_equal(self._cells_of(name), ""))
         return self._flags(filled, indices)
 
     def folders_under(self, indices: Sequence[int], names: Sequence[str], prefix: str) -> set[str]:
@@ -193,11 +193,14 @@ class CsvTable:
         taken = pa.array(indices, type=pa.int64())
         for name in names:
             if name in self.header:
-                paths = pc.replace_substring(self.cells.column(self.header.index(name)).take(taken), "\\", "/")
+                paths = pc.replace_substring(self._cells_of(name).take(taken), "\\", "/")
                 rest = pc.utf8_slice_codeunits(pc.filter(paths, pc.starts_with(paths, prefix)), len(prefix))
                 folders.update(pc.unique(pc.list_element(pc.split_pattern(rest, "/", max_splits=1), 0)).to_pylist())
         release_unused_memory()
         return folders
+
+    def _cells_of(self, name: str) -> pa.ChunkedArray:
+        return self.cells.column(self.header.index(name))
 
     @staticmethod
     def _flags(flags: pa.Array, indices: Sequence[int]) -> list[bool]:
