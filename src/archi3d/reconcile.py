@@ -20,7 +20,6 @@ __all__ = [
     "Options",
     "StalePolicy",
     "heartbeat_status",
-    "is_fresh",
     "merge_duplicates",
     "merge_winner",
     "reconcile",
@@ -97,14 +96,17 @@ class _Verdict:
     from_markers: bool = False
 
 
-def is_fresh(started: dt.datetime | None, options: Options, now: dt.datetime) -> bool:
+def _is_fresh(started: dt.datetime | None, options: Options, now: dt.datetime) -> bool:
     """Whether an .inprogress marker of that time is a live heartbeat."""
     return started is not None and (now - started).total_seconds() < options.heartbeat_timeout
 
 
 def heartbeat_status(csv: Status, started: dt.datetime | None, options: Options, now: dt.datetime) -> Status:
-    """The status a lone .inprogress marker gives an enqueued or running row (rules 3 and 4)."""
-    if is_fresh(started, options, now):
+    """The status a heartbeat with nothing terminal beside it gives a row of status `csv` (rules 3 and 4).
+
+    The one place the rules live: reconcile and the fast path (triage) both ask it.
+    """
+    if _is_fresh(started, options, now):
         return Status.RUNNING
     return {StalePolicy.REQUEUE: Status.ENQUEUED, StalePolicy.FAIL: Status.FAILED}.get(options.stale_policy, csv)
 
@@ -115,7 +117,7 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
     job = row.job_id
     has_object = ev.has_object
     started = ev.inprogress_at
-    fresh = is_fresh(started, options, now)
+    fresh = _is_fresh(started, options, now)
     heartbeat = f"{'fresh' if fresh else 'stale'} .inprogress at {_t(started)}"
     if csv is Status.COMPLETED and has_object and ev.has_inprogress:
         out.append(Conflict(job, "rerun_beside_completed", f"{heartbeat} beside a completed row with its object"))
@@ -148,14 +150,15 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
             # Was completed: a heartbeat alone must not take it lower than the downgrade did.
             out.append(Conflict(job, "rerun_beside_downgraded", f"{heartbeat} beside a row downgraded from completed"))
             return _Verdict(csv, "")
-        if fresh:
-            return _Verdict(Status.RUNNING, f"fresh heartbeat: .inprogress at {_t(started)}", from_markers=True)
+        implied = heartbeat_status(csv, started, options, now)
+        if implied is csv:
+            return _Verdict(csv, "")
+        if implied is Status.RUNNING:
+            return _Verdict(implied, f"fresh heartbeat: .inprogress at {_t(started)}", from_markers=True)
         stale = f"stale heartbeat: .inprogress at {_t(started)}, older than {options.heartbeat_timeout:g} s"
-        if options.stale_policy is StalePolicy.REQUEUE:
-            return _Verdict(Status.ENQUEUED, f"{stale}; requeued", from_markers=True)
-        if options.stale_policy is StalePolicy.FAIL:
-            return _Verdict(Status.FAILED, f"{stale}; failed", f"{stale}; failed by consolidate", from_markers=True)
-        return _Verdict(csv, "")
+        if implied is Status.ENQUEUED:
+            return _Verdict(implied, f"{stale}; requeued", from_markers=True)
+        return _Verdict(implied, f"{stale}; failed", f"{stale}; failed by consolidate", from_markers=True)
     return _Verdict(csv, "")
 
 

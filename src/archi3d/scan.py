@@ -371,14 +371,7 @@ class RunScanner:
             raise _unreadable(path, error) from None
 
         def stat_file(name: str, link: bool) -> Entry | None:
-            file = f"{path}{os.sep}{name}"
-            try:
-                st = os.stat(file)
-            except OSError:
-                return None
-            if link and not self._inside(file):
-                return None
-            return (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
+            return self._entry(f"{path}{os.sep}{name}", check_inside=link)
 
         folder = Folder(kinds, stat_file)
         if "metadata.json" in kinds:
@@ -388,14 +381,16 @@ class RunScanner:
         return folder
 
     def _stat(self, rel: str) -> Entry | None:
-        if not is_safe_relative(rel):
-            return None
-        path = os.path.join(self.workspace, rel)
+        # Any component of a recorded path may be a link leading out of the workspace.
+        return self._entry(os.path.join(self.workspace, rel), check_inside=True) if is_safe_relative(rel) else None
+
+    def _entry(self, path: str, check_inside: bool) -> Entry | None:
+        """The file's entry (following links); None if it cannot be stat-ed, or lies outside when checked."""
         try:
             st = os.stat(path)
         except OSError:
             return None
-        if not self._inside(path):  # any component may be a link leading out of the workspace
+        if check_inside and not self._inside(path):
             return None
         return (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
 
