@@ -171,22 +171,6 @@ class CsvTable:
         release_unused_memory()
         return columns
 
-    def any_contains(self, indices: Sequence[int], names: Sequence[str], text: str) -> list[bool]:
-        """Whether any of the given columns holds `text`, for each of the given rows."""
-        found = pa.array([False] * len(self))
-        for name in names:
-            if name in self.header:
-                found = pc.or_(found, pc.match_substring(self._cells_of(name), text))
-        return self._flags(found, indices)
-
-    def all_filled(self, indices: Sequence[int], names: Sequence[str]) -> list[bool]:
-        """Whether every one of the given columns is non-empty, for each of the given rows."""
-        filled = pa.array([all(name in self.header for name in names)] * len(self))
-        for name in names:
-            if name in self.header:
-                filled = pc.and_(filled, pc.not_equal(self._cells_of(name), ""))
-        return self._flags(filled, indices)
-
     def folders_under(self, indices: Sequence[int], names: Sequence[str], prefix: str) -> set[str]:
         """The first component after `prefix` of every path in the given cells (backslashes read as slashes)."""
         folders: set[str] = set()
@@ -201,11 +185,6 @@ class CsvTable:
 
     def _cells_of(self, name: str) -> pa.ChunkedArray:
         return self.cells.column(self.header.index(name))
-
-    @staticmethod
-    def _flags(flags: pa.Array, indices: Sequence[int]) -> list[bool]:
-        # Tested over whole columns, then taken: a take of text columns would copy their cells.
-        return [bool(flag) for flag in flags.take(pa.array(indices, type=pa.int64())).to_pylist()]
 
     def _take(self, indices: Sequence[int], names: Sequence[str]) -> pa.Table:
         # Through arrow: several times faster than pandas' take + tolist on text columns.

@@ -34,6 +34,7 @@ ERROR_LIMIT = 2000
 TRUNCATED = " (truncated; see error.txt)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MARKER_KINDS = frozenset({"inprogress", "completed", "failed"})
+_STATE_KINDS = (*sorted(_MARKER_KINDS), "error.txt")
 _EVENTS = {"job_completed": Status.COMPLETED, "job_failed": Status.FAILED}
 
 Progress = Callable[[int, int], None]
@@ -317,15 +318,7 @@ class RunScanner:
         self._state = str(resolver.state_dir(run_id))
         self._outputs = str(resolver.outputs_dir(run_id))
         self._rel_outputs = f"runs/{run_id}/outputs"
-        self.markers: dict[str, dict[str, str]] = {}
-        for name in _list_names(self._state):
-            job_id, _, kind = name.rpartition(".")
-            if kind == "txt" and job_id.endswith(".error"):
-                job_id, kind = job_id[: -len(".error")], "error.txt"
-            elif kind not in _MARKER_KINDS:
-                continue
-            if ID_PATTERN.fullmatch(job_id):
-                self.markers.setdefault(job_id, {})[kind] = name
+        self._state_names = frozenset(_list_names(self._state))
         self.output_folders = frozenset(
             name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )
@@ -339,15 +332,24 @@ class RunScanner:
             self._worker_log = WorkerLog.read(self._worker_log_path, self.run_id)
         return self._worker_log
 
+    def markers(self, job_id: str) -> dict[str, str]:
+        """The job's files in state/, by kind (inprogress, completed, failed, error.txt)."""
+        names = self._state_names
+        return {kind: name for kind in _STATE_KINDS if (name := f"{job_id}.{kind}") in names}
+
     def marker_at(self, job_id: str, kind: str) -> dt.datetime | None:
         """The time of one of the job's markers (None if it has none of that kind)."""
-        name = self.markers.get(job_id, {}).get(kind)
-        return None if name is None else marker_time(os.path.join(self._state, name))
+        name = f"{job_id}.{kind}"
+        return marker_time(os.path.join(self._state, name)) if name in self._state_names else None
 
     def job_ids_on_disk(self) -> set[str]:
         """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""
-        marked = {job for job, kinds in self.markers.items() if len(kinds) > ("error.txt" in kinds)}
-        return marked | set(self.output_folders)
+        marked = set()
+        for name in self._state_names:
+            job_id, _, kind = name.rpartition(".")
+            if kind in _MARKER_KINDS and ID_PATTERN.fullmatch(job_id):
+                marked.add(job_id)
+        return marked | self.output_folders
 
     def folder_rel(self, job_id: str) -> str:
         return f"{self._rel_outputs}/{job_id}"
@@ -400,7 +402,7 @@ class RunScanner:
 
     def evidence(self, job_id: str, recorded: Recorded = Recorded(), folder: Folder | None = None) -> Evidence:
         """Everything the disk says about one job (`folder`: its listing, if already taken)."""
-        kinds = self.markers.get(job_id, {})
+        kinds = self.markers(job_id)
         rel_folder = self.folder_rel(job_id)
         listing = self.folder(job_id) if folder is None else folder
 

@@ -14,10 +14,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pandas as pd
@@ -43,6 +43,8 @@ from archi3d.schema import GENERATIONS_SCHEMA, check_frame, validate_generations
 from archi3d.triage import RowFacts, is_settled
 
 __all__ = ["ConsolidateOptions", "Summary", "consolidate"]
+
+_T = TypeVar("_T")
 
 UTC = dt.timezone.utc
 MAX_CONFLICTS = 100
@@ -116,12 +118,15 @@ def _groups(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
     return groups
 
 
-def _select(
-    groups: Mapping[str, list[int]], statuses: Sequence[str], manifest: Manifest, options: ConsolidateOptions
-) -> list[str]:
+def _select(groups: Mapping[str, list[int]], table: CsvTable, manifest: Manifest, options: ConsolidateOptions) -> list[str]:
     """Jobs considered: CSV jobs in file order, then manifest-only ones; --only-status and --max-rows."""
-    wanted = None if options.only_status is None else {s.value for s in options.only_status}
-    chosen = [j for j, rows in groups.items() if wanted is None or any(statuses[i] in wanted for i in rows)]
+    if options.only_status is None:
+        wanted = None
+        chosen = list(groups)
+    else:
+        wanted = {s.value for s in options.only_status}
+        statuses = table.column("status")
+        chosen = [j for j, rows in groups.items() if any(statuses[i] in wanted for i in rows)]
     if wanted is None or Status.ENQUEUED.value in wanted:
         chosen += [j for j in manifest if j not in groups]
     return chosen if options.max_rows is None else chosen[: max(options.max_rows, 0)]
@@ -141,12 +146,22 @@ class _Outcome:
     missing_output: bool = False
     invalid_previews: int = 0
 
+    @property
+    def is_quiet(self) -> bool:
+        """Nothing to report: no conflict, no fix, nothing found missing or invalid."""
+        return not (
+            self.conflicts or self.marker_mismatch_fixed or self.downgraded or self.missing_output or self.invalid_previews
+        )
+
 
 _SETTLED = {status.value: _Outcome(status.value) for status in Status}
 """The outcome of a settled row, by its status: it stays as it is."""
 _BATCH = 1000
 _CHECKED_AT_ONCE = 10_000
 _PARALLEL_FROM = 5000
+_CHUNK = 500
+"""Jobs a process takes at a time: at the end, one process waits at most a chunk's time for the other."""
+_MAX_CHUNKS = 1000
 
 
 @attrs.frozen
@@ -192,15 +207,15 @@ def _row_facts(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[
     indices = [groups[j][0] for j in single]
     if not indices:
         return {}
-    cells = table.columns(indices, ("status", *_RECORDED_PATHS)).values()
-    complete = table.all_filled(indices, _TIME_COLUMNS)
-    error = table.all_filled(indices, ("error_msg",))
-    backslash = table.any_contains(indices, PATH_COLUMNS, "\\")
+    cells = table.columns(indices, ("status", *_RECORDED_PATHS, *_TIME_COLUMNS, "error_msg")).values()
+    # A backslash in a path cell: the few records holding one at all are looked at closely.
+    data, starts, ends = table.data, table.starts, table.ends
+    suspects = [i for i in indices if data.find(b"\\", starts[i], ends[i]) >= 0]
+    paths = table.columns(suspects, PATH_COLUMNS).values()
+    backslashed = {i for i, *cells_of_row in zip(suspects, *paths) if any("\\" in cell for cell in cells_of_row)}
     return {
-        job_id: RowFacts(status, gen_object, (p1, p2, p3), times, has_error, slash)
-        for job_id, status, gen_object, p1, p2, p3, times, has_error, slash in zip(
-            single, *cells, complete, error, backslash
-        )
+        job_id: RowFacts(status, gen_object, (p1, p2, p3), bool(start and end and duration), bool(error), i in backslashed)
+        for job_id, i, status, gen_object, p1, p2, p3, start, end, duration, error in zip(single, indices, *cells)
     }
 
 
@@ -252,7 +267,7 @@ def _decide(run: _Run, jobs: Sequence[str], progress: Progress | None = None) ->
     for done, job_id in enumerate(jobs, 1):
         folder = scanner.folder(job_id)
         fact = facts.get(job_id)
-        markers = scanner.markers.get(job_id, {})
+        markers = scanner.markers(job_id)
         heartbeat = functools.partial(_heartbeat, run, job_id) if "inprogress" in markers else None
         if fact is not None and is_settled(fact, markers, folder, scanner.folder_rel(job_id), heartbeat):
             outcomes[job_id] = _SETTLED[fact.status]
@@ -271,49 +286,119 @@ def _heartbeat(run: _Run, job_id: str, csv: Status) -> Status:
     return heartbeat_status(csv, started, run.options.reconcile_options, run.now)
 
 
-def _decide_in_parallel(run: _Run, jobs: Sequence[str], progress: Progress | None = None) -> dict[str, _Outcome]:
-    """`_decide`, with half of the jobs decided by a forked worker process meanwhile.
+def _decide_in_parallel(
+    run: _Run, jobs: Sequence[str], meanwhile: Callable[[], _T], progress: Progress | None = None
+) -> tuple[dict[str, _Outcome], _T]:
+    """`meanwhile()` (checks that need no decision), then `_decide`; for a large run, with a forked worker.
 
     Deciding is listing, stat-ing and reading files plus pure Python: a second process is the way
-    to a second core. The worker only reads; it sends its outcomes back pickled. If it fails in any
-    way, its half is decided here instead, so the result never depends on the worker.
+    to a second core. Both take chunks of jobs from one queue, so the worker decides while this
+    process runs `meanwhile`, and neither waits for the other at the end. The worker only reads;
+    it sends its outcomes back pickled. Whatever it does not deliver is decided here, so the result
+    never depends on the worker. If `meanwhile` raises, the worker is stopped and nothing is decided.
     """
-    if _workers(run.options, len(jobs)) < 2:
-        return _decide(run, jobs, progress)
-    # Every other job: runs often come in stretches of one situation (a crashed batch), and each
-    # process should get its share of the slow ones.
-    mine, theirs = jobs[0::2], jobs[1::2]
-    receiving, sending = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the worker: decide, send, and leave without running any of the parent's exit code
-        status = 1
-        try:
-            os.close(receiving)
-            sent = pickle.dumps(_decide(run, theirs), protocol=5)
-            with os.fdopen(sending, "wb") as pipe:
-                pipe.write(len(sent).to_bytes(8, "big"))
-                pipe.write(sent)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(sending)
+    chunks = _Chunks.of(jobs) if _workers(run.options, len(jobs)) > 1 else None
+    worker = _start_worker(run, chunks) if chunks is not None else None
+    if chunks is None or worker is None:
+        if chunks is not None:
+            chunks.close()
+        found = meanwhile()
+        return _decide(run, jobs, progress), found
+    pid, receiving = worker
     started = time.monotonic()
     payload = bytearray()
+    outcomes: dict[str, _Outcome] = {}
     try:
-        scaled = None if progress is None else lambda done, _: progress(done * len(jobs) // len(mine), len(jobs))
-        outcomes = _decide(run, mine, scaled)
-        # A worker far slower than this half (stuck, or starved) is given up on: its half is done here.
+        found = meanwhile()
+        for chunk in chunks:
+            outcomes.update(_decide(run, chunk))
+            if progress is not None:
+                progress(chunks.handed_out(), len(jobs))
+        # A worker far slower than this process (stuck, or starved) is given up on.
         payload = _receive(receiving, deadline=time.monotonic() + 2 * (time.monotonic() - started) + 30)
     finally:
+        chunks.close()
         if not payload:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
     if status == 0 and payload:
         outcomes.update(pickle.loads(payload))
-    else:
-        outcomes.update(_decide(run, theirs))
-    return outcomes
+    outcomes.update(_decide(run, [job_id for job_id in jobs if job_id not in outcomes]))
+    if progress is not None and chunks.handed_out() < len(jobs):
+        progress(len(jobs), len(jobs))
+    return outcomes, found
+
+
+def _start_worker(run: _Run, chunks: _Chunks) -> tuple[int, int] | None:
+    """Fork a process that decides chunks and sends back its outcomes; its pid and the pipe to read them from."""
+    receiving, sending = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to be had: decide alone
+        os.close(receiving)
+        os.close(sending)
+        return None
+    if pid:
+        os.close(sending)
+        return pid, receiving
+    status = 1  # the worker: decide, send, and leave without running any of the parent's exit code
+    try:
+        os.close(receiving)
+        decided: dict[str, _Outcome] = {}
+        for chunk in chunks:
+            decided.update(_decide(run, chunk))
+        sent = pickle.dumps(decided, protocol=5)
+        with os.fdopen(sending, "wb") as pipe:
+            pipe.write(len(sent).to_bytes(8, "big"))
+            pipe.write(sent)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+class _Chunks:
+    """The jobs cut in chunks, and a queue of chunk numbers that two processes take from, in order.
+
+    The queue is a pipe holding every number (4 bytes each) before the fork: a read that small is
+    atomic, so no chunk goes to both processes, and a process that dies holds nothing up.
+    """
+
+    def __init__(self, jobs: Sequence[str], size: int, queue: int) -> None:
+        self.jobs = jobs
+        self.size = size
+        self._queue = queue
+        self._taken = 0
+
+    @classmethod
+    def of(cls, jobs: Sequence[str]) -> _Chunks | None:
+        """The chunks of `jobs`; None if the queue cannot be set up."""
+        size = max(_CHUNK, -(-len(jobs) // _MAX_CHUNKS))
+        queue, writing = os.pipe()
+        try:
+            os.set_blocking(writing, False)  # a pipe holds at least 4096 bytes: never wait on it
+            numbers = b"".join(n.to_bytes(4, "little") for n in range(-(-len(jobs) // size)))
+            if os.write(writing, numbers) == len(numbers):
+                return cls(jobs, size, queue)
+        except OSError:
+            pass
+        finally:
+            os.close(writing)
+        os.close(queue)
+        return None
+
+    def __iter__(self) -> Iterator[Sequence[str]]:
+        while len(number := os.read(self._queue, 4)) == 4:
+            at = int.from_bytes(number, "little") * self.size
+            self._taken = at + self.size
+            yield self.jobs[at : at + self.size]
+
+    def handed_out(self) -> int:
+        """Jobs in the chunks handed out (to either process) up to the last this process took."""
+        return min(self._taken, len(self.jobs))
+
+    def close(self) -> None:
+        os.close(self._queue)
 
 
 def _receive(fd: int, deadline: float) -> bytearray:
@@ -386,29 +471,33 @@ def _layout(
 ) -> _Plan:
     """The rows to replace, remove and append, and the counters, for these outcomes against `table`."""
     columns = _columns(table)
-    counts: Counter[str] = Counter()
-    conflicts: list[Conflict] = []
-    after: Counter[str] = Counter()
-    statuses = table.column("status")
-    before = Counter(statuses[i] for j in jobs for i in groups.get(j, ()))
-    changed = [o.text for o in outcomes.values() if o.text is not None]
+    decided = [outcomes[job_id] for job_id in jobs]
+    rows = [groups.get(job_id, ()) for job_id in jobs]
+    considered = [i for indices in rows for i in indices]
+    before = Counter(table.columns(considered, ("status",))["status"])
+    after = Counter(outcome.after for outcome in decided)
+    changed = [o.text for o in decided if o.text is not None]
     # A known column the file lacks is added (at the tail) only when some row has a value for it.
     width = len(table.header)
     kept = [*range(width), *(i for i in range(width, len(columns)) if any(text[i] for text in changed))]
     header = [columns[i] for i in kept]
     added = header[width:]
+    counts: Counter[str] = Counter(
+        considered=len(considered) + sum(not indices for indices in rows),
+        duplicate_rows_merged=sum(len(indices) - 1 for indices in rows if len(indices) > 1),
+        not_in_manifest=len(groups.keys() & set(jobs) - manifest.job_ids),
+        unchanged=len(jobs) - len(changed),
+        orphans=len(orphans),
+    )
+    conflicts: list[Conflict] = []
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
     written: list[tuple[str, ...]] = []
     written_lines: list[int] = []
     next_line = (table.lines[-1] + 1) if len(table) else 2
-    for job_id in jobs:
-        indices = groups.get(job_id, ())
-        outcome = outcomes[job_id]
-        counts["considered"] += len(indices) or 1
-        after[outcome.after] += 1
-        counts["duplicate_rows_merged"] += max(len(indices) - 1, 0)
-        counts["not_in_manifest"] += bool(indices) and job_id not in manifest
+    for outcome, indices in zip(decided, rows):
+        if outcome.text is None and len(indices) < 2 and outcome.is_quiet:
+            continue  # most jobs of a consolidated run: nothing to write or count
         conflicts.extend(outcome.conflicts)
         counts["marker_mismatches_fixed"] += outcome.marker_mismatch_fixed
         counts["downgraded_missing_output"] += outcome.downgraded
@@ -417,7 +506,6 @@ def _layout(
         for other in indices[1:]:
             replaced[other] = b""
         if outcome.text is None:
-            counts["unchanged"] += 1
             continue
         text = outcome.text if len(kept) == len(columns) else tuple(outcome.text[i] for i in kept)
         written.append(text)
@@ -430,7 +518,6 @@ def _layout(
             written_lines.append(next_line)
             next_line += 1
             counts["upsert_inserted"] += 1
-    counts["orphans"] = len(orphans)
     conflicts.extend(
         Conflict(job_id, "orphan", "outputs or markers of a job in neither the CSV nor the manifest", resolved=False)
         for job_id in orphans
@@ -497,10 +584,12 @@ def _consolidate(
     if os.path.lexists(log_path) and not log_path.is_file():
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
-    table = read_csv_table(csv_path, validate_generations) if csv_path.exists() else None
+    table = read_csv_table(csv_path) if csv_path.exists() else None  # validated below, while a worker decides
     manifest = Manifest.read(resolver, run_id)
     groups = _groups(table, run_id)
     if not resolver.run_root(run_id).is_dir():
+        if table is not None:
+            validate_generations(table)  # a broken table is the first thing to tell
         if groups:
             raise UnknownRunError(
                 f"{resolver.run_root(run_id)}: folder missing while {csv_path} has"
@@ -510,10 +599,15 @@ def _consolidate(
         raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
     scanner = RunScanner(resolver, run_id)
-    jobs = _select(groups, base.column("status"), manifest, options)
+    jobs = _select(groups, base, manifest, options)
     run = _Run(table, groups, manifest, scanner, options, moment)
-    outcomes = _decide_in_parallel(run, jobs, progress)
-    orphans = _orphans(scanner, base, groups, manifest)
+
+    def meanwhile() -> tuple[str, ...]:
+        if table is not None:
+            validate_generations(table)
+        return _orphans(scanner, base, groups, manifest)
+
+    outcomes, orphans = _decide_in_parallel(run, jobs, meanwhile, progress)
     plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
     _check_written(plan, csv_path)
     written = False
@@ -592,12 +686,12 @@ def _holds(path: Path, data: bytes | None) -> bool:
         handle = open(path, "rb")
     except FileNotFoundError:
         return False
-    view = memoryview(data)
     with handle:
         if os.fstat(handle.fileno()).st_size != len(data):
             return False
         for at in range(0, len(data), 1 << 22):
-            if handle.read(1 << 22) != view[at : at + (1 << 22)]:
+            # bytes against bytes is one memcmp (against a memoryview, a comparison per byte)
+            if handle.read(1 << 22) != data[at : at + (1 << 22)]:
                 return False
         return not handle.read(1)
 
