@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from archi3d import service, triage
 from archi3d.demo import build_demo_workspace
-from archi3d.errors import StrictConflictError
+from archi3d.errors import StrictConflictError, TableError
 from archi3d.reconcile import StalePolicy
 from archi3d.service import ConsolidateOptions, Summary, consolidate
 from archi3d.triage import RowFacts
@@ -95,6 +96,13 @@ def test_the_fast_path_settles_most_rows_of_a_consolidated_run(
     assert len(verdicts) > 300 and sum(verdicts) > len(verdicts) / 2  # the point of the fast path
 
 
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 7 jobs: the demo's 400 jobs go to both processes, interleaved."""
+    monkeypatch.setattr(service, "_CHUNK", 7)
+
+
+@pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("strict", [False, True])
 def test_two_processes_decide_what_one_decides(demo: Path, tmp_path: Path, strict: bool) -> None:
     results = []
@@ -109,6 +117,7 @@ def test_two_processes_decide_what_one_decides(demo: Path, tmp_path: Path, stric
     assert results[0] == results[1]
 
 
+@pytest.mark.usefixtures("small_chunks")
 def test_a_failing_worker_process_changes_nothing(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = _consolidate_twice(_copy(demo, tmp_path, "one"), ConsolidateOptions(RUN, workers=1))
     real = service._decide
@@ -121,6 +130,62 @@ def test_a_failing_worker_process_changes_nothing(demo: Path, tmp_path: Path, mo
 
     monkeypatch.setattr(service, "_decide", failing_in_the_worker)
     assert _consolidate_twice(_copy(demo, tmp_path, "two"), ConsolidateOptions(RUN, workers=2)) == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_each_chunk_goes_to_exactly_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "_CHUNK", 3)
+    jobs = [f"job-{i}" for i in range(600)]
+    chunks = service._Chunks.of(jobs)
+    assert chunks is not None
+
+    def take() -> list[str]:
+        taken: list[str] = []
+        for chunk in chunks:
+            taken.extend(chunk)
+            time.sleep(0.001)  # leave the other process its turn
+        return taken
+
+    receiving, sending = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(sending, " ".join(take()).encode())
+        finally:
+            os._exit(0)
+    os.close(sending)
+    mine = take()
+    with os.fdopen(receiving, "rb") as pipe:
+        theirs = pipe.read().decode().split()
+    os.waitpid(pid, 0)
+    chunks.close()
+    assert mine and theirs
+    assert sorted(mine + theirs) == sorted(jobs)
+    assert chunks.handed_out() == jobs.index(mine[-1]) + 1  # up to the last chunk this process took
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_an_invalid_table_stops_the_worker_and_changes_nothing(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _copy(demo, tmp_path, "ws")
+    table = ws / "tables" / "generations.csv"
+    broken = table.read_bytes().replace(b",enqueued,", b",half-done,", 1)
+    table.write_bytes(broken)
+    started: list[tuple[int, int] | None] = []
+    real = service._start_worker
+
+    def recording(*args: Any) -> Any:
+        started.append(real(*args))
+        return started[-1]
+
+    monkeypatch.setattr(service, "_start_worker", recording)
+    with pytest.raises(TableError, match="half-done"):
+        consolidate(ws, ConsolidateOptions(RUN, workers=2), now=NOW)
+    assert started and started[0] is not None  # a worker was deciding while the table was checked
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # and it was stopped and reaped
+    assert table.read_bytes() == broken
 
 
 def test_large_runs_use_two_processes_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
@@ -584,8 +585,11 @@ def _consolidate(
     if os.path.lexists(log_path) and not log_path.is_file():
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
-    table = read_csv_table(csv_path) if csv_path.exists() else None  # validated below, while a worker decides
-    manifest = Manifest.read(resolver, run_id)
+    with ThreadPoolExecutor(1) as beside:
+        # Parsing the table leaves the GIL to arrow's threads: the manifest and the listings are read meanwhile.
+        inputs = beside.submit(lambda: (Manifest.read(resolver, run_id), RunScanner(resolver, run_id)))
+        table = read_csv_table(csv_path) if csv_path.exists() else None  # validated below, while a worker decides
+        manifest, scanner = inputs.result()
     groups = _groups(table, run_id)
     if not resolver.run_root(run_id).is_dir():
         if table is not None:
@@ -598,7 +602,6 @@ def _consolidate(
             )
         raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
     base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
-    scanner = RunScanner(resolver, run_id)
     jobs = _select(groups, base, manifest, options)
     run = _Run(table, groups, manifest, scanner, options, moment)
 
