@@ -94,8 +94,9 @@ def main() -> None:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     if len(results) >= 2:
-        print(f"scaling {results[-1]['jobs']}/{results[-2]['jobs']} jobs: first run x"
-              f"{results[-1]['first_s'] / results[-2]['first_s']:.1f}")
+        big, small = results[-1], results[-2]
+        print(f"scaling {big['jobs']}/{small['jobs']} jobs: "
+              + ", ".join(f"{what} x{big[f'{what}_s'] / small[f'{what}_s']:.1f}" for what in ("first", "second", "floor")))
     print(json.dumps(results))
 
 

@@ -469,13 +469,16 @@ def _layout(
     outcomes: Mapping[str, _Outcome],
     manifest: Manifest,
     orphans: Sequence[str],
+    before: Counter[str],
 ) -> _Plan:
-    """The rows to replace, remove and append, and the counters, for these outcomes against `table`."""
+    """The rows to replace, remove and append, and the counters, for these outcomes against `table`.
+
+    Only the table's layout is read (its cells may be gone); `before` is the jobs' status histogram.
+    """
     columns = _columns(table)
     decided = [outcomes[job_id] for job_id in jobs]
     rows = [groups.get(job_id, ()) for job_id in jobs]
-    considered = [i for indices in rows for i in indices]
-    before = Counter(table.columns(considered, ("status",))["status"])
+    considered = sum(map(len, rows))
     after = Counter(outcome.after for outcome in decided)
     changed = [o.text for o in decided if o.text is not None]
     # A known column the file lacks is added (at the tail) only when some row has a value for it.
@@ -484,7 +487,7 @@ def _layout(
     header = [columns[i] for i in kept]
     added = header[width:]
     counts: Counter[str] = Counter(
-        considered=len(considered) + sum(not indices for indices in rows),
+        considered=considered + sum(not indices for indices in rows),
         duplicate_rows_merged=sum(len(indices) - 1 for indices in rows if len(indices) > 1),
         not_in_manifest=len(groups.keys() & set(jobs) - manifest.job_ids),
         unchanged=len(jobs) - len(changed),
@@ -525,6 +528,11 @@ def _layout(
     )
     counts["conflicts_resolved"] = sum(c.resolved for c in conflicts)
     return _Plan(replaced, appended, added, header, written, written_lines, dict(counts), conflicts, before, after)
+
+
+def _statuses(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> Counter[str]:
+    """How many rows of these jobs hold each status."""
+    return Counter(table.columns([i for job_id in jobs for i in groups.get(job_id, ())], ("status",))["status"])
 
 
 def _check_written(plan: _Plan, path: Path) -> None:
@@ -611,7 +619,13 @@ def _consolidate(
         return _orphans(scanner, base, groups, manifest)
 
     outcomes, orphans = _decide_in_parallel(run, jobs, meanwhile, progress)
-    plan = _layout(base, groups, jobs, outcomes, manifest, orphans)
+    before = _statuses(base, groups, jobs)
+    # From here on the table's bytes and layout are enough (a re-plan reads the file afresh): its cells go.
+    base = base.without_cells()
+    run = attrs.evolve(run, table=base if table is not None else None)
+    del table
+    release_unused_memory()
+    plan = _layout(base, groups, jobs, outcomes, manifest, orphans, before)
     _check_written(plan, csv_path)
     written = False
 
@@ -623,10 +637,6 @@ def _consolidate(
         append_log_record(resolver.metrics_log_path(), result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
-        # Writing needs the table's bytes, not its cells (a re-plan reads the file afresh): let them go.
-        run = attrs.evolve(run, table=table.without_cells() if table is not None else None)
-        del table, base
-        release_unused_memory()
         plan, written = _write(resolver, run, plan, jobs, outcomes, orphans)
     result = summary()
     append_log_record(resolver.metrics_log_path(), result.to_record())
@@ -673,7 +683,7 @@ def _write(
                 j for j in jobs if not same_header or rows_bytes(fresh, fresh_groups, j) != rows_bytes(table, groups, j)
             ]
             outcomes = {**outcomes, **_decide(attrs.evolve(run, table=fresh, groups=fresh_groups), changed)}
-            plan = _layout(base, fresh_groups, jobs, outcomes, run.manifest, orphans)
+            plan = _layout(base, fresh_groups, jobs, outcomes, run.manifest, orphans, _statuses(base, fresh_groups, jobs))
             _check_written(plan, path)
             if not (plan.replaced or plan.appended):
                 return plan, False
