@@ -1,7 +1,9 @@
 """Benchmark: consolidate against the I/O floor at 1,000, 10,000 and 100,000 jobs (+2 runs each).
 
-Usage: python bench/bench.py [--sizes 1000,10000,100000] [--keep DIR]
-Each measurement runs in a fresh subprocess so peak RSS is its own.
+Usage: python bench/bench.py [--sizes 1000,10000,100000] [--repeat 3] [--keep DIR]
+Each measurement runs in a fresh subprocess so peak RSS is its own. Each size is measured in
+`--repeat` rounds (floor, first run on the table as built, second run); the table shows medians,
+because a shared machine's speed varies a lot from one minute to the next.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +67,7 @@ def _peak_rss(code: str, *args: str) -> tuple[list[str], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per size; the table shows medians")
     parser.add_argument("--keep", type=Path, default=None, help="build workspaces here and keep them")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="archi3d-bench-"))
@@ -78,13 +82,20 @@ def main() -> None:
             t = time.perf_counter()
             _peak_rss(_BUILD, str(ws), str(jobs))
             build = time.perf_counter() - t
-            floor = min(float(_peak_rss(_FLOOR, str(ws), "demo-run")[0][0]) for _ in range(2))
-            first_out, first_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
-            second_out, second_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
-            first, second = float(first_out[0]), float(second_out[0])
-            if second_out[1:3] != ["0", "0"]:
-                raise SystemExit(f"second run was not idempotent: {second_out}")
-            peak = max(first_rss, second_rss)
+            table = ws / "tables" / "generations.csv"
+            built = table.read_bytes()
+            floors, firsts, seconds, peak = [], [], [], 0.0
+            for _ in range(args.repeat):  # each round: floor, then consolidate on the table as built, twice
+                table.write_bytes(built)
+                floors.append(float(_peak_rss(_FLOOR, str(ws), "demo-run")[0][0]))
+                first_out, first_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
+                second_out, second_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
+                if second_out[1:3] != ["0", "0"]:
+                    raise SystemExit(f"second run was not idempotent: {second_out}")
+                firsts.append(float(first_out[0]))
+                seconds.append(float(second_out[0]))
+                peak = max(peak, first_rss, second_rss)
+            floor, first, second = (statistics.median(xs) for xs in (floors, firsts, seconds))
             print(f"{jobs:>8} {jobs * 3:>8} {build:>8.2f} {floor:>8.2f} {first:>8.2f} {first / floor:>7.2f}"
                   f" {second:>8.2f} {second / floor:>7.2f} {peak:>8.0f}", flush=True)
             results.append({"jobs": jobs, "floor_s": floor, "first_s": first, "second_s": second, "peak_mib": peak})
