@@ -121,13 +121,9 @@ def _groups(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
 
 def _select(groups: Mapping[str, list[int]], table: CsvTable, manifest: Manifest, options: ConsolidateOptions) -> list[str]:
     """Jobs considered: CSV jobs in file order, then manifest-only ones; --only-status and --max-rows."""
-    if options.only_status is None:
-        wanted = None
-        chosen = list(groups)
-    else:
-        wanted = {s.value for s in options.only_status}
-        statuses = table.column("status")
-        chosen = [j for j, rows in groups.items() if any(statuses[i] in wanted for i in rows)]
+    wanted = None if options.only_status is None else {s.value for s in options.only_status}
+    statuses = table.column("status") if wanted is not None else []
+    chosen = [j for j, rows in groups.items() if wanted is None or any(statuses[i] in wanted for i in rows)]
     if wanted is None or Status.ENQUEUED.value in wanted:
         chosen += [j for j in manifest if j not in groups]
     return chosen if options.max_rows is None else chosen[: max(options.max_rows, 0)]
