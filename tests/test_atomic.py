@@ -48,6 +48,17 @@ def test_write_creates_and_replaces_without_leaving_temps(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+@pytest.mark.parametrize("mode", [0o640, 0o664, 0o444])
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"old\n")
+    path.chmod(mode)
+    write_bytes_atomic(path, b"new\n")
+    assert path.read_bytes() == b"new\n"
+    assert path.stat().st_mode & 0o7777 == mode
+
+
 def test_stale_temp_of_a_dead_writer_is_removed_by_the_next_write(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes(b"old")

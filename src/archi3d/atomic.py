@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -85,6 +86,8 @@ def write_bytes_atomic(
             handle.writelines([data] if isinstance(data, bytes) else data)
             handle.flush()
             os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):  # the new file keeps the old one's permissions
+            os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
         deadline = time.monotonic() + replace_timeout
         delay = 0.05
         while True:
