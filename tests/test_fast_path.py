@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -118,18 +119,35 @@ def test_two_processes_decide_what_one_decides(demo: Path, tmp_path: Path, stric
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_a_failing_worker_process_changes_nothing(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("failure", ["raises", "killed"])
+def test_a_failing_worker_process_changes_nothing(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
     expected = _consolidate_twice(_copy(demo, tmp_path, "one"), ConsolidateOptions(RUN, workers=1))
     real = service._decide
     parent = os.getpid()
+    calls = []
 
     def failing_in_the_worker(*args: Any, **kwargs: Any) -> Any:
         if os.getpid() != parent:
-            raise RuntimeError("the worker fails")
+            calls.append(1)
+            if failure == "raises":
+                raise RuntimeError("the worker fails")
+            if len(calls) == 2:  # a chunk decided and never sent, a second one taken from the queue
+                os.kill(os.getpid(), signal.SIGKILL)
         return real(*args, **kwargs)
 
+    ends: list[int] = []
+    real_wait = os.waitpid
+
+    def waiting(pid: int, options: int) -> tuple[int, int]:
+        ends.append(real_wait(pid, options)[1])
+        return pid, ends[-1]
+
     monkeypatch.setattr(service, "_decide", failing_in_the_worker)
+    monkeypatch.setattr(os, "waitpid", waiting)
     assert _consolidate_twice(_copy(demo, tmp_path, "two"), ConsolidateOptions(RUN, workers=2)) == expected
+    assert ends and all(os.WIFSIGNALED(e) if failure == "killed" else os.WEXITSTATUS(e) == 1 for e in ends)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
