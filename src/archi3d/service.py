@@ -609,12 +609,12 @@ def _consolidate(
     jobs = _select(groups, base, manifest, options)
     run = _Run(table, groups, manifest, scanner, options, moment)
 
-    def meanwhile() -> tuple[str, ...]:
+    def validate_and_find_orphans() -> tuple[str, ...]:
         if table is not None:
             validate_generations(table)
         return _orphans(scanner, base, groups, manifest)
 
-    outcomes, orphans = _decide_in_parallel(run, jobs, meanwhile, progress)
+    outcomes, orphans = _decide_in_parallel(run, jobs, validate_and_find_orphans, progress)
     before = _statuses(base, groups, jobs)
     # From here on the table's bytes and layout are enough (a re-plan reads the file afresh): its cells go.
     base = base.without_cells()
