@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import operator
 import re
 from collections.abc import Mapping
+from itertools import repeat
 from typing import Any
 
 import attrs
@@ -93,7 +95,7 @@ def format_number(value: float | None) -> str:
     return repr(value)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class GenerationRow:
     """One row of generations.csv: the known columns typed, every other column kept as text.
 
@@ -158,13 +160,22 @@ class GenerationRow:
 
         Hot path (every row of a run): the typed cells go through the converter's hooks directly.
         """
-        values: dict[str, Any] = {name: cells.get(name, "") for name in _TEXT_FIELDS}
+        values: list[Any] = list(map(cells.get, _COLUMN_FIELDS, repeat("")))
         parsed: dict[str, Any] = {}
-        for name, hook, kind in _TYPED_HOOKS:
-            text = cells.get(name, "")
-            parsed[name] = hook(text, kind) if text or name == "status" else None
-        extra = {k: cells[k] for k in cells.keys() - _KNOWN}
-        return cls(**values, **parsed, extra=extra, source=cells, parsed=parsed, line=line)
+        for at, name, hook, kind in _TYPED_HOOKS:
+            text = values[at]
+            values[at] = parsed[name] = hook(text, kind) if text or name == "status" else None
+        extra = {} if _KNOWN.issuperset(cells) else {k: cells[k] for k in cells.keys() - _KNOWN}
+        return cls(*values, extra, cells, parsed, line)  # type: ignore[arg-type]
+
+    def evolve(self, **changes: Any) -> GenerationRow:
+        """attrs.evolve(self, **changes), with positional arguments (51 keywords cost twice as much)."""
+        values = list(_field_values(self))
+        for name, value in changes.items():
+            if name not in _FIELD_AT:
+                raise TypeError(f"GenerationRow has no field {name!r}")
+            values[_FIELD_AT[name]] = value
+        return GenerationRow(*values)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -175,8 +186,9 @@ class GenerationRow:
         if column not in _KNOWN:
             return self.extra.get(column, "")
         value = getattr(self, column)
-        if column not in _TYPED:
-            return str(value)
+        return self._typed_text(column, value) if column in _TYPED else str(value)
+
+    def _typed_text(self, column: str, value: Any) -> str:
         original = self.source.get(column)
         if original is not None and column in self.parsed and self.parsed[column] == value:
             return original
@@ -184,7 +196,9 @@ class GenerationRow:
 
     def to_cells(self) -> dict[str, str]:
         """Every column this row has a value for: the known ones, then the extra ones."""
-        cells = {column: self.cell(column) if column in _TYPED else getattr(self, column) for column in GENERATIONS_COLUMNS}
+        cells = dict(zip(GENERATIONS_COLUMNS, _known_values(self)))
+        for column in _TYPED:
+            cells[column] = self._typed_text(column, cells[column])
         cells.update(self.extra)
         return cells
 
@@ -194,6 +208,13 @@ attrs.resolve_types(GenerationRow)
 _TYPED: dict[str, Any] = {
     a.name: a.type for a in attrs.fields(GenerationRow) if a.name in _KNOWN and a.type is not str
 }
+_known_values = operator.attrgetter(*GENERATIONS_COLUMNS)
+_FIELDS = tuple(a.name for a in attrs.fields(GenerationRow))
+_FIELD_AT = {name: at for at, name in enumerate(_FIELDS)}
+_field_values = operator.attrgetter(*_FIELDS)
+_COLUMN_FIELDS = _FIELDS[: len(GENERATIONS_COLUMNS)]
+"""The known columns, in the order of GenerationRow's first fields."""
+assert set(_COLUMN_FIELDS) == _KNOWN
 
 
 def _format(column: str, value: Any) -> str:
@@ -221,8 +242,9 @@ def _build_converter() -> cattrs.Converter:
 text_converter = _build_converter()
 """cattrs converter between text cells and typed values (rows and jobs)."""
 
-_TEXT_FIELDS = tuple(name for name in GENERATIONS_COLUMNS if name not in _TYPED)
-_TYPED_HOOKS = tuple((name, text_converter.get_structure_hook(kind), kind) for name, kind in _TYPED.items())
+_TYPED_HOOKS = tuple(
+    (_FIELD_AT[name], name, text_converter.get_structure_hook(kind), kind) for name, kind in _TYPED.items()
+)
 
 
 @attrs.frozen

@@ -84,7 +84,7 @@ def _base_row(row: GenerationRow | None, job: Job | None, run_id: str, job_id: s
 
 def _posix_paths(row: GenerationRow) -> GenerationRow:
     changes: dict[str, Any] = {c: to_posix(getattr(row, c)) for c in PATH_COLUMNS if "\\" in getattr(row, c)}
-    return attrs.evolve(row, **changes) if changes else row
+    return row.evolve(**changes) if changes else row
 
 
 @attrs.frozen
@@ -117,10 +117,12 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
     job = row.job_id
     has_object = ev.has_object
     started = ev.inprogress_at
-    fresh = _is_fresh(started, options, now)
-    heartbeat = f"{'fresh' if fresh else 'stale'} .inprogress at {_t(started)}"
+
+    def heartbeat() -> str:
+        return f"{'fresh' if _is_fresh(started, options, now) else 'stale'} .inprogress at {_t(started)}"
+
     if csv is Status.COMPLETED and has_object and ev.has_inprogress:
-        out.append(Conflict(job, "rerun_beside_completed", f"{heartbeat} beside a completed row with its object"))
+        out.append(Conflict(job, "rerun_beside_completed", f"{heartbeat()} beside a completed row with its object"))
     if ev.has_completed and ev.has_failed:
         out.append(Conflict(job, "completed_and_failed_markers", ".completed and .failed markers both present"))
     if ev.has_completed and not has_object:
@@ -148,7 +150,7 @@ def _verdict(row: GenerationRow, ev: Evidence, options: Options, now: dt.datetim
             return _Verdict(csv, "")
         if csv is Status.FAILED and DOWNGRADED in row.error_msg:
             # Was completed: a heartbeat alone must not take it lower than the downgrade did.
-            out.append(Conflict(job, "rerun_beside_downgraded", f"{heartbeat} beside a row downgraded from completed"))
+            out.append(Conflict(job, "rerun_beside_downgraded", f"{heartbeat()} beside a row downgraded from completed"))
             return _Verdict(csv, "")
         implied = heartbeat_status(csv, started, options, now)
         if implied is csv:
@@ -233,7 +235,7 @@ def reconcile(
     changes.update(_time_changes(current, status, evidence))
     applied = changed and options.fix_status
     return Decision(
-        row=attrs.evolve(current, **changes) if changes else current,
+        row=current.evolve(**changes) if changes else current,
         before=before,
         conflicts=tuple(conflicts),
         marker_mismatch_fixed=applied and verdict.from_markers,

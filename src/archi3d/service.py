@@ -443,7 +443,7 @@ def _reconciled(
     options = run.options
     decision = reconcile(row, job, evidence, options.reconcile_options, run.now, options.run_id, job_id)
     text: tuple[str, ...] | None = None
-    if first is None or len(group) > 1 or decision.row != first:
+    if first is None or len(group) > 1 or decision.row is not first:  # reconcile returns an untouched row as is
         text = tuple(map(decision.row.to_cells().get, columns, repeat("")))
         if first is not None and text == tuple(map(first.source.get, columns, repeat(""))):
             text = None  # same text: the first row stays byte for byte
