@@ -166,7 +166,8 @@ class GenerationRow:
             text = values[at]
             values[at] = parsed[name] = hook(text, kind) if text or name == "status" else None
         extra = {} if _KNOWN.issuperset(cells) else {k: cells[k] for k in cells.keys() - _KNOWN}
-        return cls(*values, extra, cells, parsed, line)  # type: ignore[arg-type]
+        values += (extra, cells, parsed, line)
+        return cls(*values)
 
     def evolve(self, **changes: Any) -> GenerationRow:
         """attrs.evolve(self, **changes), with positional arguments (51 keywords cost twice as much)."""
