@@ -20,6 +20,7 @@ import pytest
 from archi3d import service, triage
 from archi3d.demo import build_demo_workspace
 from archi3d.errors import StrictConflictError, TableError
+from archi3d.model import GenerationRow
 from archi3d.reconcile import StalePolicy
 from archi3d.service import ConsolidateOptions, Summary, consolidate
 from archi3d.triage import RowFacts
@@ -78,6 +79,39 @@ def test_settled_rows_come_out_as_the_reconciler_would_leave_them(
     full = _consolidate_twice(_copy(demo, tmp_path, "full"), options)
     assert fast == full
     assert fast[1][1]["upsert_updated"] == 0 and fast[1][1]["upsert_inserted"] == 0  # idempotent
+
+
+@pytest.mark.parametrize("fix_status", [True, False])
+def test_evidence_left_unread_for_what_the_row_records_changes_nothing(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fix_status: bool
+) -> None:
+    """The scan skips the marker time of a settled status and, with both times in the row, time evidence."""
+    options = ConsolidateOptions(RUN, workers=1, fix_status=fix_status)
+    short = _consolidate_twice(_copy(demo, tmp_path, "short"), options)
+    real = service._recorded
+    skipped = []
+
+    def everything(rows: Any) -> Any:
+        recorded = real(rows)
+        skipped.append(recorded.settled is not None or recorded.times_known)
+        return attrs.evolve(recorded, settled=None, times_known=False)
+
+    monkeypatch.setattr(service, "_recorded", everything)
+    assert short == _consolidate_twice(_copy(demo, tmp_path, "full"), options)
+    assert sum(skipped) > 20  # the demo has rows that take the shortcuts
+
+
+def test_times_are_known_when_the_merged_row_will_have_a_start_and_an_end() -> None:
+    def row(start: str = "", end: str = "") -> GenerationRow:
+        return GenerationRow.from_cells({"run_id": RUN, "job_id": "j1", "status": "failed",
+                                         "generation_start": start, "generation_end": end})  # fmt: skip
+
+    start, end = "2026-11-01T10:00:00+00:00", "2026-11-01T10:05:00+00:00"
+    assert service._recorded([row(start, end)]).times_known
+    assert not service._recorded([row(start)]).times_known
+    assert not service._recorded([row(end=end)]).times_known
+    assert service._recorded([row(start), row(end=end)]).times_known  # merged: each time from either row
+    assert not service._recorded([]).times_known
 
 
 def test_the_fast_path_settles_most_rows_of_a_consolidated_run(

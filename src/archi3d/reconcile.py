@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,7 +43,7 @@ class Options:
     stale_policy: StalePolicy = StalePolicy.REQUEUE
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Conflict:
     """Evidence that disagrees with itself or with the CSV; `resolved` when a rule settled it."""
 
@@ -55,7 +56,7 @@ class Conflict:
         return {"job_id": self.job_id, "kind": self.kind, "detail": self.detail}
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Decision:
     """The reconciled row of one job and what was found on the way."""
 
@@ -82,12 +83,17 @@ def _base_row(row: GenerationRow | None, job: Job | None, run_id: str, job_id: s
     return GenerationRow.from_cells({**cells, "run_id": run_id, "status": Status.ENQUEUED.value})
 
 
+_path_values = operator.attrgetter(*PATH_COLUMNS)
+
+
 def _posix_paths(row: GenerationRow) -> GenerationRow:
-    changes: dict[str, Any] = {c: to_posix(getattr(row, c)) for c in PATH_COLUMNS if "\\" in getattr(row, c)}
-    return row.evolve(**changes) if changes else row
+    values: tuple[str, ...] = _path_values(row)
+    if "\\" not in "".join(values):
+        return row
+    return row.evolve(**{column: to_posix(value) for column, value in zip(PATH_COLUMNS, values) if "\\" in value})
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class _Verdict:
     status: Status
     reason: str

@@ -210,7 +210,7 @@ def _metadata_mismatch(path: str, run_id: str, job_id: str, rel_folder: str) -> 
     return f"{rel_folder}/metadata.json names {said}"
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Recorded:
     """What a job's CSV row(s) record, which the scan checks against the disk."""
 
@@ -219,6 +219,8 @@ class Recorded:
     gen_object: str = ""
     settled: Status | None = None
     """A terminal status the row already holds with its times: that marker's time is of no use."""
+    times_known: bool = False
+    """The row(s) hold a generation start and an end: evidence of times (log, file times) is of no use."""
 
 
 Entry = tuple[int, float, bool]
@@ -439,7 +441,7 @@ class RunScanner:
             else:
                 invalid.append(rel)
 
-        earliest = min((e[1] for e in listing.files().values() if e[2]), default=None)
+        earliest = None if recorded.times_known else min((e[1] for e in listing.files().values() if e[2]), default=None)
         return Evidence(
             inprogress_at=times.get("inprogress"),
             completed_at=times.get("completed"),
@@ -457,7 +459,7 @@ class RunScanner:
             existing_paths=existing,
             error_text=error_text,
             metadata_mismatch=listing.mismatch,
-            log_event=self.worker_log.event(job_id),
+            log_event=None if recorded.times_known else self.worker_log.event(job_id),
         )
 
 

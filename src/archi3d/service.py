@@ -129,7 +129,7 @@ def _select(groups: Mapping[str, list[int]], table: CsvTable, manifest: Manifest
     return chosen if options.max_rows is None else chosen[: max(options.max_rows, 0)]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class _Outcome:
     """What consolidate decided for one job, in plain values (a worker process may have decided it)."""
 
@@ -193,8 +193,14 @@ def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
         and winner.generation_end is not None
         else None
     )
+    # A merged row takes each time from whichever row has one.
+    times_known = any(r.generation_start for r in rows) and any(r.generation_end for r in rows)
     return Recorded(
-        paths, (winner.preview_1_path, winner.preview_2_path, winner.preview_3_path), winner.gen_object_path, settled
+        paths,
+        (winner.preview_1_path, winner.preview_2_path, winner.preview_3_path),
+        winner.gen_object_path,
+        settled,
+        times_known,
     )
 
 
@@ -443,10 +449,12 @@ def _reconciled(
     options = run.options
     decision = reconcile(row, job, evidence, options.reconcile_options, run.now, options.run_id, job_id)
     text: tuple[str, ...] | None = None
-    if first is None or len(group) > 1 or decision.row is not first:  # reconcile returns an untouched row as is
+    if first is None or len(group) > 1:
         text = tuple(map(decision.row.to_cells().get, columns, repeat("")))
-        if first is not None and text == tuple(map(first.source.get, columns, repeat(""))):
-            text = None  # same text: the first row stays byte for byte
+    elif decision.row is not first:  # reconcile returns an untouched row as it is
+        changed = decision.row.changed_cells(first)
+        if any(first.source.get(column, "") != cell for column, cell in changed.items()):  # else it keeps its bytes
+            text = tuple(map({**first.source, **changed}.get, columns, repeat("")))
     return _Outcome(
         decision.row.status.value,
         text,
