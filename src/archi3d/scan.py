@@ -34,7 +34,6 @@ ERROR_LIMIT = 2000
 TRUNCATED = " (truncated; see error.txt)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MARKER_KINDS = frozenset({"inprogress", "completed", "failed"})
-_STATE_KINDS = (*sorted(_MARKER_KINDS), "error.txt")
 _EVENTS = {"job_completed": Status.COMPLETED, "job_failed": Status.FAILED}
 
 Progress = Callable[[int, int], None]
@@ -202,8 +201,8 @@ def _metadata_mismatch(path: str, run_id: str, job_id: str, rel_folder: str) -> 
         return None
     if not isinstance(meta, dict):
         return None
-    named = {k: meta.get(k) for k in ("run_id", "job_id")}
-    wrong = {k: v for k, v in named.items() if v is not None and str(v) != {"run_id": run_id, "job_id": job_id}[k]}
+    expected = {"run_id": run_id, "job_id": job_id}
+    wrong = {k: v for k in expected if (v := meta.get(k)) is not None and str(v) != expected[k]}
     if not wrong:
         return None
     said = ", ".join(f"{k} {v!r}" for k, v in wrong.items())
@@ -305,6 +304,24 @@ def _list_names(folder: str, folders_only: bool = False) -> list[str]:
         raise _unreadable(folder, error) from None
 
 
+_NO_MARKERS: frozenset[str] = frozenset()
+_ERROR_ONLY = frozenset({"error.txt"})
+
+
+def _markers_by_job(names: list[str]) -> dict[str, frozenset[str]]:
+    """The kinds of state files of each job, from the names in state/ (other names are not markers)."""
+    found: dict[str, list[str]] = {}
+    for name in names:
+        if name.endswith(".error.txt"):
+            found.setdefault(name[: -len(".error.txt")], []).append("error.txt")
+            continue
+        job_id, _, kind = name.rpartition(".")
+        if kind in _MARKER_KINDS:
+            found.setdefault(job_id, []).append(kind)
+    shared: dict[frozenset[str], frozenset[str]] = {}  # a few distinct sets for 100,000 jobs
+    return {job_id: shared.setdefault(kinds := frozenset(found_kinds), kinds) for job_id, found_kinds in found.items()}
+
+
 def _unreadable(folder: str, error: OSError) -> InputError:
     # Unreadable is not empty: reading it as empty would downgrade every completed job.
     return InputError(f"{folder}: cannot be read ({error.strerror or error}); nothing was changed")
@@ -320,7 +337,7 @@ class RunScanner:
         self._state = str(resolver.state_dir(run_id))
         self._outputs = str(resolver.outputs_dir(run_id))
         self._rel_outputs = f"runs/{run_id}/outputs"
-        self._state_names = frozenset(_list_names(self._state))
+        self._markers = _markers_by_job(_list_names(self._state))
         self.output_folders = frozenset(
             name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
         )
@@ -334,24 +351,18 @@ class RunScanner:
             self._worker_log = WorkerLog.read(self._worker_log_path, self.run_id)
         return self._worker_log
 
-    def markers(self, job_id: str) -> dict[str, str]:
-        """The job's files in state/, by kind (inprogress, completed, failed, error.txt)."""
-        names = self._state_names
-        return {kind: name for kind in _STATE_KINDS if (name := f"{job_id}.{kind}") in names}
+    def markers(self, job_id: str) -> frozenset[str]:
+        """The kinds of the job's files in state/ (inprogress, completed, failed, error.txt)."""
+        return self._markers.get(job_id, _NO_MARKERS)
 
     def marker_at(self, job_id: str, kind: str) -> dt.datetime | None:
         """The time of one of the job's markers (None if it has none of that kind)."""
-        name = f"{job_id}.{kind}"
-        return marker_time(os.path.join(self._state, name)) if name in self._state_names else None
+        return marker_time(f"{self._state}{os.sep}{job_id}.{kind}") if kind in self.markers(job_id) else None
 
     def job_ids_on_disk(self) -> set[str]:
         """Jobs with a marker or an outputs folder (error.txt alone is not a job's trace)."""
-        marked = set()
-        for name in self._state_names:
-            job_id, _, kind = name.rpartition(".")
-            if kind in _MARKER_KINDS and ID_PATTERN.fullmatch(job_id):
-                marked.add(job_id)
-        return marked | self.output_folders
+        marked = {job_id for job_id, kinds in self._markers.items() if not kinds <= _ERROR_ONLY}
+        return {job_id for job_id in marked - self.output_folders if ID_PATTERN.fullmatch(job_id)} | self.output_folders
 
     def folder_rel(self, job_id: str) -> str:
         return f"{self._rel_outputs}/{job_id}"
@@ -424,7 +435,7 @@ class RunScanner:
         if settled == Status.COMPLETED.value and chosen is None:
             settled = None  # its time will be quoted in the conflict
         times = {kind: self.marker_at(job_id, kind) for kind in kinds if kind != "error.txt" and kind != settled}
-        error_text = read_error_text(os.path.join(self._state, kinds["error.txt"])) if "error.txt" in kinds else None
+        error_text = read_error_text(f"{self._state}{os.sep}{job_id}.error.txt") if "error.txt" in kinds else None
 
         previews = ["", "", ""]
         invalid: list[str] = []

@@ -452,9 +452,9 @@ def _reconciled(
     if first is None or len(group) > 1:
         text = tuple(map(decision.row.to_cells().get, columns, repeat("")))
     elif decision.row is not first:  # reconcile returns an untouched row as it is
-        changed = decision.row.changed_cells(first)
-        if any(first.source.get(column, "") != cell for column, cell in changed.items()):  # else it keeps its bytes
-            text = tuple(map({**first.source, **changed}.get, columns, repeat("")))
+        text = tuple(map({**first.source, **decision.row.changed_cells(first)}.get, columns, repeat("")))
+    if text is not None and first is not None and text == tuple(map(first.source.get, columns, repeat(""))):
+        text = None  # the same text: the first row stays byte for byte
     return _Outcome(
         decision.row.status.value,
         text,
