@@ -6,8 +6,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from archi3d.model import LogEvent, Status
-from archi3d.scan import WorkerLog
+from archi3d.scan import WorkerLog, _metadata_mismatch
 
 RUN = "r1"
 UTC = dt.timezone.utc
@@ -62,3 +64,40 @@ def test_worker_log_takes_the_later_line_of_two_at_the_same_time(tmp_path: Path)
 
 def test_a_missing_worker_log_has_no_events(tmp_path: Path) -> None:
     assert WorkerLog.read(tmp_path / "absent.log", RUN).event("a") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"run_id": "r1", "job_id": "j1"}',
+        '{\n  "run_id" : "r1",\n  "job_id":"j1", "algo": "x"}',
+        '{"algo": "x"}',
+        '{"run_id": "r1", "job_id": "j2"}',
+        '{"run_id": "r2", "job_id": "j1"}',
+        '{"job_id": "j1", "job_id": "j2"}',  # a duplicate key: the last one counts
+        '{"job_id": "j\\u0032"}',  # escaped: "j2"
+        '{"job_id": "j1", "jo\\u0062_id": "j2"}',  # an escaped duplicate key: "job_id" is "j2"
+        '{"job_id": 1}',
+        '{"job_id": 1, "extra": {"job_id": "j1"}}',  # the key once more, not as a string
+        '{"note": "job_id", "job_id": "j1"}',
+        '{"extra": {"job_id": "j2"}, "job_id": "j1"}',
+        '{"extra": {"job_id": "j1"}, "job_id": "j2"}',
+        '{"extra": {"job_id": "j1"}}',
+        '[{"run_id": "r1", "job_id": "j1"}]',
+        '{"run_id": "r1", "job_id": "j1"',
+        '{"job_id": "j1\u00e9"}',
+    ],
+)
+def test_metadata_mismatch_is_what_parsing_the_json_says(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "metadata.json"
+    path.write_text(text, encoding="utf-8")
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        meta = None
+    named = {k: meta.get(k) for k in ("run_id", "job_id")} if isinstance(meta, dict) else {}
+    wrong = {k: v for k, v in named.items() if v is not None and str(v) != {"run_id": RUN, "job_id": "j1"}[k]}
+    found = _metadata_mismatch(str(path), RUN, "j1", "outputs/j1")
+    assert (found is not None) == bool(wrong)
+    if found is not None:
+        assert all(f"{k} {v!r}" in found for k, v in wrong.items())

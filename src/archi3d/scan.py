@@ -191,10 +191,25 @@ class WorkerLog:
         return last
 
 
+_ID_KEYS = {key: (f'"{key}"'.encode(), re.compile(rf'"{key}"\s*:\s*"([^"]*)"'.encode())) for key in ("run_id", "job_id")}
+
+
+def _names_only(data: bytes, key: str, expected: str) -> bool:
+    """Whether `key` appears at most once in the JSON text, and then as a key with the string `expected`.
+
+    Without a backslash no JSON string is escaped, so parsing could find no other value for it.
+    """
+    quoted, key_value = _ID_KEYS[key]
+    found = key_value.findall(data)
+    return b"\\" not in data and data.count(quoted) == len(found) <= 1 and found in ([], [expected.encode()])
+
+
 def _metadata_mismatch(path: str, run_id: str, job_id: str, rel_folder: str) -> str | None:
     head = _read_head(path, 1 << 20)
     if head is None:
         return None
+    if _names_only(head[0], "run_id", run_id) and _names_only(head[0], "job_id", job_id):
+        return None  # most folders: their own run and job, told without parsing the JSON
     try:
         meta = json.loads(head[0].decode("utf-8", errors="replace"))
     except _GARBAGE:
@@ -378,7 +393,7 @@ class RunScanner:
         path = f"{self._outputs}{os.sep}{job_id}"
         try:
             with os.scandir(path) as entries:
-                kinds = {e.name: None if e.is_symlink() else e.is_file(follow_symlinks=False) for e in entries}
+                kinds = {e.name: e.is_file(follow_symlinks=False) or (None if e.is_symlink() else False) for e in entries}
         except (FileNotFoundError, NotADirectoryError):
             return _NO_FOLDER
         except OSError as error:
