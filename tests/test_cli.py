@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from archi3d.cli import app
+from archi3d.service import MAX_WORKERS
 from workspace_builder import (
     small_run,
     lock_held_by_another_process,
@@ -358,7 +359,7 @@ def test_validate_a_missing_table_exits_2(tmp_path: Path) -> None:
     assert f"{csv_path(tmp_path)}: missing" in result.stdout
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", "2", "3", str(MAX_WORKERS)])
 def test_workers_option_decides_the_same(tmp_path: Path, workers: str) -> None:
     small_workspace(tmp_path / "one")
     small_workspace(tmp_path / "ws")
@@ -371,8 +372,8 @@ def test_workers_option_decides_the_same(tmp_path: Path, workers: str) -> None:
     }
 
 
-def test_workers_beyond_two_is_a_usage_error(tmp_path: Path) -> None:
+def test_workers_beyond_the_most_is_a_usage_error(tmp_path: Path) -> None:
     before = small_workspace(tmp_path)
-    result = cli(*consolidate_args(tmp_path, "--workers", "3"))
+    result = cli(*consolidate_args(tmp_path, "--workers", str(MAX_WORKERS + 1)))
     assert result.exit_code == 2
     assert table_bytes(tmp_path) == before

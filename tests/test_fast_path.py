@@ -139,9 +139,10 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("strict", [False, True])
-def test_two_processes_decide_what_one_decides(demo: Path, tmp_path: Path, strict: bool) -> None:
+@pytest.mark.parametrize("processes", [2, 3])
+def test_several_processes_decide_what_one_decides(demo: Path, tmp_path: Path, strict: bool, processes: int) -> None:
     results = []
-    for workers in (1, 2):
+    for workers in (1, processes):
         ws = _copy(demo, tmp_path, f"w{workers}")
         options = ConsolidateOptions(RUN, workers=workers, strict=strict)
         try:
@@ -154,8 +155,9 @@ def test_two_processes_decide_what_one_decides(demo: Path, tmp_path: Path, stric
 
 @pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("failure", ["raises", "killed"])
-def test_a_failing_worker_process_changes_nothing(
-    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+@pytest.mark.parametrize("processes", [2, 3])
+def test_failing_worker_processes_change_nothing(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str, processes: int
 ) -> None:
     expected = _consolidate_twice(_copy(demo, tmp_path, "one"), ConsolidateOptions(RUN, workers=1))
     real = service._decide
@@ -180,8 +182,10 @@ def test_a_failing_worker_process_changes_nothing(
 
     monkeypatch.setattr(service, "_decide", failing_in_the_worker)
     monkeypatch.setattr(os, "waitpid", waiting)
-    assert _consolidate_twice(_copy(demo, tmp_path, "two"), ConsolidateOptions(RUN, workers=2)) == expected
-    assert ends and all(os.WIFSIGNALED(e) if failure == "killed" else os.WEXITSTATUS(e) == 1 for e in ends)
+    options = ConsolidateOptions(RUN, workers=processes)
+    assert _consolidate_twice(_copy(demo, tmp_path, "two"), options) == expected
+    assert len(ends) == 2 * (processes - 1)  # every worker of both runs reaped
+    assert all(os.WIFSIGNALED(e) if failure == "killed" else os.WEXITSTATUS(e) == 1 for e in ends)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -240,11 +244,15 @@ def test_an_invalid_table_stops_the_worker_and_changes_nothing(
     assert table.read_bytes() == broken
 
 
-def test_large_runs_use_two_processes_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_runs_use_a_process_per_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
     options = ConsolidateOptions(RUN)
+    forks = hasattr(os, "fork")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
-    assert service._workers(options, service._PARALLEL_FROM) == (2 if hasattr(os, "fork") else 1)
+    assert service._workers(options, service._PARALLEL_FROM) == (2 if forks else 1)
     assert service._workers(options, service._PARALLEL_FROM - 1) == 1
     assert service._workers(attrs.evolve(options, workers=1), 10**6) == 1
+    assert service._workers(attrs.evolve(options, workers=5), 10) == (5 if forks else 1)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
     assert service._workers(options, 10**6) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)))
+    assert service._workers(options, 10**6) == (service.MAX_WORKERS if forks else 1)

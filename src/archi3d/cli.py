@@ -127,9 +127,9 @@ def consolidate(
             "--workers",
             metavar="N",
             min=1,
-            max=2,
+            max=8,  # service.MAX_WORKERS (not imported here: the CLI starts without pandas)
             show_default=False,
-            help="Processes that decide jobs, 1 or 2 (default: 2 for runs of 5,000 jobs or more on multi-core Linux).",
+            help="Processes that decide jobs, 1 to 8 (default: one per core, for runs of 5,000 jobs or more on Linux).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON.")] = False,

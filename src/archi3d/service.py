@@ -49,6 +49,7 @@ _T = TypeVar("_T")
 
 UTC = dt.timezone.utc
 MAX_CONFLICTS = 100
+MAX_WORKERS = 8
 
 
 @attrs.frozen
@@ -63,7 +64,7 @@ class ConsolidateOptions:
     stale_policy: StalePolicy = StalePolicy.REQUEUE
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     workers: int | None = None
-    """Processes deciding jobs (1 or 2); None: 2 for large runs on a multi-core Linux machine."""
+    """Processes deciding jobs (1 to MAX_WORKERS); None: one per core for large runs on Linux."""
 
     @property
     def reconcile_options(self) -> Options:
@@ -292,24 +293,26 @@ def _heartbeat(run: _Run, job_id: str, csv: Status) -> Status:
 def _decide_in_parallel(
     run: _Run, jobs: Sequence[str], meanwhile: Callable[[], _T], progress: Progress | None = None
 ) -> tuple[dict[str, _Outcome], _T]:
-    """`meanwhile()` (checks that need no decision), then `_decide`; for a large run, with a forked worker.
+    """`meanwhile()` (checks that need no decision), then `_decide`; for a large run, with forked workers.
 
-    Deciding is listing, stat-ing and reading files plus pure Python: a second process is the way
-    to a second core. Both take chunks of jobs from one queue, so the worker decides while this
-    process runs `meanwhile`, and neither waits for the other at the end. The worker only reads;
-    it sends its outcomes back pickled. Whatever it does not deliver is decided here, so the result
-    never depends on the worker. If `meanwhile` raises, the worker is stopped and nothing is decided.
+    Deciding is listing, stat-ing and reading files plus pure Python: more processes are the way
+    to more cores. All take chunks of jobs from one queue, so the workers decide while this process
+    runs `meanwhile`, and none waits long for the others at the end. A worker only reads; it sends
+    its outcomes back pickled. Whatever a worker does not deliver is decided here, so the result
+    never depends on the workers. If `meanwhile` raises, the workers are stopped and nothing is decided.
     """
-    chunks = _Chunks.of(jobs) if _workers(run.options, len(jobs)) > 1 else None
-    worker = _start_worker(run, chunks) if chunks is not None else None
-    if chunks is None or worker is None:
+    count = _workers(run.options, len(jobs))
+    chunks = _Chunks.of(jobs) if count > 1 else None
+    workers = [w for _ in range(count - 1) if chunks is not None and (w := _start_worker(run, chunks)) is not None]
+    if chunks is None or not workers:
         if chunks is not None:
             chunks.close()
         found = meanwhile()
         return _decide(run, jobs, progress), found
-    pid, receiving = worker
     started = time.monotonic()
-    payload = bytearray()
+    payloads: list[bytearray] = []
+    statuses: list[int] = []
+    unread = [receiving for _, receiving in workers]
     outcomes: dict[str, _Outcome] = {}
     try:
         found = meanwhile()
@@ -318,15 +321,22 @@ def _decide_in_parallel(
             if progress is not None:
                 progress(chunks.handed_out(), len(jobs))
         # A worker far slower than this process (stuck, or starved) is given up on.
-        payload = _receive(receiving, deadline=time.monotonic() + 2 * (time.monotonic() - started) + 30)
+        deadline = time.monotonic() + 2 * (time.monotonic() - started) + 30
+        for _, receiving in workers:
+            unread.remove(receiving)  # _receive closes it
+            payloads.append(_receive(receiving, deadline))
     finally:
         chunks.close()
-        if not payload:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if status == 0 and payload:
-        outcomes.update(pickle.loads(payload))
+        for receiving in unread:  # this process stopped early
+            os.close(receiving)
+        for at, (pid, _) in enumerate(workers):
+            if at >= len(payloads) or not payloads[at]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            statuses.append(os.waitpid(pid, 0)[1])
+    for status, payload in zip(statuses, payloads):
+        if status == 0 and payload:
+            outcomes.update(pickle.loads(payload))
     outcomes.update(_decide(run, [job_id for job_id in jobs if job_id not in outcomes]))
     if progress is not None and chunks.handed_out() < len(jobs):
         progress(len(jobs), len(jobs))
@@ -361,10 +371,10 @@ def _start_worker(run: _Run, chunks: _Chunks) -> tuple[int, int] | None:
 
 
 class _Chunks:
-    """The jobs cut in chunks, and a queue of chunk numbers that two processes take from, in order.
+    """The jobs cut in chunks, and a queue of chunk numbers that the deciding processes take from, in order.
 
     The queue is a pipe holding every number (4 bytes each) before the fork: a read that small is
-    atomic, so no chunk goes to both processes, and a process that dies holds nothing up.
+    atomic, so no chunk goes to two processes, and a process that dies holds nothing up.
     """
 
     def __init__(self, jobs: Sequence[str], size: int, queue: int) -> None:
@@ -427,12 +437,12 @@ def _read_exactly(pipe: io.FileIO, buffer: bytearray, deadline: float) -> bytear
 
 
 def _workers(options: ConsolidateOptions, jobs: int) -> int:
-    """Processes to decide with: 2 on a multi-core Linux machine for a large run, unless the options say."""
+    """Processes to decide with: one per core (up to MAX_WORKERS) on Linux for a large run, unless the options say."""
     if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
         return 1
     if options.workers is not None:
-        return min(options.workers, 2)
-    return 2 if jobs >= _PARALLEL_FROM and len(os.sched_getaffinity(0)) >= 2 else 1
+        return max(1, min(options.workers, MAX_WORKERS))
+    return min(len(os.sched_getaffinity(0)), MAX_WORKERS) if jobs >= _PARALLEL_FROM else 1
 
 
 def _reconciled(
