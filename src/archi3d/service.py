@@ -158,7 +158,7 @@ _BATCH = 1000
 _CHECKED_AT_ONCE = 10_000
 _PARALLEL_FROM = 5000
 _CHUNK = 500
-"""Jobs a process takes at a time: at the end, one process waits at most a chunk's time for the other."""
+"""Jobs a process takes at a time: at the end, a process waits at most about a chunk's time for the others."""
 _MAX_CHUNKS = 1000
 
 
