@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from archi3d.atomic import append_log_record, table_lock, write_bytes_atomic
+from archi3d.atomic import append_log_record, write_bytes_atomic
+from archi3d.lock import table_lock
 from archi3d.errors import LockTimeoutError, ReplaceRefusedError, WriteRefusedError
 from archi3d.upsert import update_csv_atomic
 

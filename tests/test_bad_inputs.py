@@ -611,13 +611,21 @@ def symlink_job_folder_outside(ws: Path) -> None:
     (ws / "runs" / RUN / "outputs" / "j1").symlink_to(outside, target_is_directory=True)
 
 
-def symlink_object_inside(ws: Path) -> None:
+def symlink_object_out_of_its_folder(ws: Path) -> None:
+    """A link in a job's folder counts only if it resolves inside that folder (here: elsewhere in the workspace)."""
     build_base(ws)
     shared = ws / "shared" / "j1.glb"
     shared.parent.mkdir()
     target = ws / rel_output("j1")
     shutil.move(str(target), str(shared))
     target.symlink_to(os.path.relpath(shared, target.parent))
+
+
+def symlink_object_inside_its_folder(ws: Path) -> None:
+    build_base(ws)
+    target = ws / rel_output("j1")
+    shutil.move(str(target), str(target.with_name("model_v2.glb")))
+    target.symlink_to("model_v2.glb")
 
 
 def dangling_symlink_object(ws: Path) -> None:
@@ -798,7 +806,13 @@ EVIDENCE_CASES = [
         exit_code=0,
         changed={"j1": {"status": "failed", "error_msg": DOWNGRADE, "gen_object_path": rel_output("j1")}},
     ),
-    Case("object-symlink-inside-the-workspace-is-fine", symlink_object_inside, exit_code=0),
+    Case(
+        "object-symlink-out-of-its-job-folder",
+        symlink_object_out_of_its_folder,
+        exit_code=0,
+        changed={"j1": {"status": "failed", "error_msg": DOWNGRADE}},
+    ),
+    Case("object-symlink-inside-its-job-folder-is-fine", symlink_object_inside_its_folder, exit_code=0),
     Case(
         "object-dangling-symlink",
         dangling_symlink_object,
@@ -917,12 +931,21 @@ def test_bad_input(tmp_path: Path, case: Case) -> None:
         assert ws.exists() == existed
 
 
-def test_nothing_is_created_for_an_unknown_run_in_a_workspace_that_does_not_exist(tmp_path: Path) -> None:
+def test_a_workspace_that_does_not_exist_is_named_and_nothing_is_created(tmp_path: Path) -> None:
     ws = tmp_path / "nowhere" / "ws"
     result = CliRunner().invoke(app, ["consolidate", "--workspace", str(ws), "--run-id", RUN])
     assert result.exit_code == 2
-    assert "unknown run" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr == f"error: workspace {ws}: not found\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_workspace_that_is_a_file_is_named(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.write_text("not a folder")
+    result = CliRunner().invoke(app, ["consolidate", "--workspace", str(ws), "--run-id", RUN])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: workspace {ws}: is not a folder\n"
+    assert ws.read_text() == "not a folder"
 
 
 # ----------------------------------------------------------------------------------- unreadable files and folders

@@ -344,7 +344,7 @@ def test_pyarrow_and_python_fallback_agree(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "t.csv"
         path.write_bytes(data)
-        fast_cells = csvtable._cells_with_pyarrow(data, read_csv_table(path).header_end, len(header))
+        fast_cells = csvtable._cells_with_pyarrow(data, read_csv_table(path).header_end, header, header)
         fast = read_csv_table(path)
         with mock.patch.object(csvtable, "_cells_with_pyarrow", return_value=None) as patched:
             slow = read_csv_table(path)

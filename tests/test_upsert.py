@@ -61,7 +61,9 @@ _SPECIAL = st.sampled_from(
     + ["00123", "197260739297", "12e456789012", "NaN", "1e5"]
 )
 _CELL = st.one_of(_SPECIAL, _TEXT)
-_ID = st.one_of(st.sampled_from(["00123", "0123", "197260739297", "12e456789012", "1.0", "-1", "nan", ""]), _TEXT)
+_ID = st.one_of(
+    st.sampled_from(["00123", "0123", "197260739297", "12e456789012", "1.0", "-1", "nan"]), _TEXT.filter(bool)
+)
 _EXTRA_NAMES = ["notes", "a,b", 'q"uote', "multi\nline", "émoji 🙂", "00123", " "]
 
 
@@ -78,7 +80,9 @@ def _scenario(draw: st.DrawFn) -> Scenario:
     extra = draw(st.lists(st.sampled_from(_EXTRA_NAMES), min_size=1, max_size=4, unique=True))
     header = draw(st.permutations([*KEYS, *extra]))
     keys = draw(st.lists(st.tuples(_ID, _ID), min_size=0, max_size=8, unique=True))
-    initial = [{**{c: draw(_CELL) for c in header}, "run": run, "id": job} for run, job in keys]
+    repeated = draw(st.lists(st.sampled_from(keys), max_size=3)) if keys else []  # a key held by several rows
+    order = draw(st.permutations([*keys, *repeated]))
+    initial = [{**{c: draw(_CELL) for c in header}, "run": run, "id": job} for run, job in order]
     new_keys = draw(st.lists(st.tuples(_ID, _ID).filter(lambda k: k not in keys), min_size=0, max_size=5, unique=True))
     touched = draw(st.lists(st.sampled_from(keys), unique=True, max_size=len(keys))) if keys else []
     if not new_keys and not touched:
@@ -153,26 +157,35 @@ def test_upsert_round_trip_keeps_untouched_rows(
 # --- duplicates, counts, no-op, new columns -------------------------------------------------------------
 
 
-def test_duplicates_of_an_upserted_key_collapse_where_the_first_stood(tmp_path: Path) -> None:
+def test_every_row_of_a_key_the_table_holds_twice_gets_the_new_cells(tmp_path: Path) -> None:
+    """Issue 13, 1: the upsert used to collapse them, losing `completed`, `gpu-01` and `A100`."""
+    path = tmp_path / "tables" / "generations.csv"
+    path.parent.mkdir()
+    path.write_bytes(b"run_id,job_id,status,worker_host,worker_gpu\nr1,j1,enqueued,,\nr1,j1,completed,gpu-01,A100\n")
+    frame = pd.DataFrame([{"run_id": "r1", "job_id": "j1", "fscore": "0.7"}])
+    assert update_csv_atomic(str(path), frame, ["run_id", "job_id"]) == (0, 2)
+    assert path.read_bytes() == (
+        b"run_id,job_id,status,worker_host,worker_gpu,fscore\n"
+        b"r1,j1,enqueued,,,0.7\n"
+        b"r1,j1,completed,gpu-01,A100,0.7\n"
+    )
+
+
+def test_rows_of_a_key_between_other_rows_are_each_updated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_bytes(b"run,id,v,w\nr,a,1,x\nr,b,2,y\nr,a,3,z\nr,c,4,w\nr,a,5,q\n")
-    update_csv_atomic(path, _frame([{"run": "r", "id": "a", "v": "9"}], ["run", "id", "v"]), KEYS)
-    assert path.read_bytes() == b"run,id,v,w\nr,a,9,x\nr,b,2,y\nr,c,4,w\n"
+    path.write_bytes(b"run,id,v,w\nr,a,1,x\nr,b,2,y\nr,a,3,z\nr,c,4,w\nr,a,9,q\n")
+    assert update_csv_atomic(path, _frame([{"run": "r", "id": "a", "v": "9"}], ["run", "id", "v"]), KEYS) == (0, 2)
+    assert path.read_bytes() == b"run,id,v,w\nr,a,9,x\nr,b,2,y\nr,a,9,z\nr,c,4,w\nr,a,9,q\n"
 
 
-def test_duplicates_collapse_even_without_a_cell_change(tmp_path: Path) -> None:
+def test_several_rows_of_one_key_in_the_frame_apply_in_turn(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_bytes(b"run,id,v\r\nr,b,0\r\nr,a,1\r\nr,a,2\r\n")
-    inserted, _ = update_csv_atomic(path, _frame([{"run": "r", "id": "a", "v": "1"}], ["run", "id", "v"]), KEYS)
-    assert inserted == 0
-    assert path.read_bytes() == b"run,id,v\r\nr,b,0\r\nr,a,1\r\n"
-
-
-def test_duplicates_of_other_keys_are_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "t.csv"
-    path.write_bytes(b"run,id,v\nr,a,1\nr,a,2\nr,b,3\n")
-    assert update_csv_atomic(path, _frame([{"run": "r", "id": "b", "v": "4"}], ["run", "id", "v"]), KEYS) == (0, 1)
-    assert path.read_bytes() == b"run,id,v\nr,a,1\nr,a,2\nr,b,4\n"
+    path.write_bytes(b"run,id,v,w\nr,a,1,x\n")
+    frame = pd.DataFrame(
+        [{"run": "r", "id": "a", "v": "2", "w": "y"}, {"run": "r", "id": "a", "v": "3", "w": None}], dtype=object
+    )
+    assert update_csv_atomic(path, frame, KEYS) == (0, 1)
+    assert path.read_bytes() == b"run,id,v,w\nr,a,3,y\n"
 
 
 def test_updated_counts_only_rows_whose_text_changed(tmp_path: Path) -> None:
@@ -243,7 +256,7 @@ def test_insert_after_a_last_line_without_newline(tmp_path: Path) -> None:
 def test_new_plain_file_takes_the_frame_columns(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     assert update_csv_atomic(path, _frame([{"run": "r", "id": "00123", "v": "1"}], ["run", "id", "v"]), KEYS) == (1, 0)
-    assert path.read_bytes() == b"run,id,v\nr,00123,1\n"
+    assert path.read_bytes() == BOM + b"run,id,v\nr,00123,1\n"
 
 
 def test_missing_key_column(tmp_path: Path) -> None:
@@ -298,20 +311,24 @@ def test_generations_csv_refuses_invalid_rows(tmp_path: Path, bad: dict[str, str
     cols = ["run_id", "job_id", "status"]
     update_csv_atomic(path, _frame([_gen_row("j1"), _gen_row("j2")], cols), ["run_id", "job_id"])
     data = path.read_bytes()
-    with pytest.raises(TableError):
+    with pytest.raises(InputError):  # a key that is not an id is refused before the lock, a bad cell by the schema
         update_csv_atomic(path, _frame([bad], list(bad)), ["run_id", "job_id"])
     assert path.read_bytes() == data
     assert _temps(path.parent) == []
 
 
-def test_generations_csv_invalid_on_read_is_not_written(tmp_path: Path) -> None:
+def test_only_the_rows_written_are_validated(tmp_path: Path) -> None:
+    """Rows nobody touches were validated when they were written: they keep their bytes, unchecked."""
     path = tmp_path / "generations.csv"
     data = BOM + b"run_id,job_id,status\nrun-1,j1,enqueued\nrun-1,j2,bogus\n"
     path.write_bytes(data)
+    update_csv_atomic(path, _frame([_gen_row("j3")], ["run_id", "job_id", "status"]), ["run_id", "job_id"])
+    assert path.read_bytes() == data + b"run-1,j3,enqueued\n"
+    touched = pd.DataFrame([{"run_id": "run-1", "job_id": "j2", "fscore": "0.5"}])
     with pytest.raises(TableError) as caught:
-        update_csv_atomic(path, _frame([_gen_row("j3")], ["run_id", "job_id", "status"]), ["run_id", "job_id"])
+        update_csv_atomic(path, touched, ["run_id", "job_id"])
     assert [(p.line, p.column) for p in caught.value.problems] == [(3, "status")]
-    assert path.read_bytes() == data
+    assert path.read_bytes() == data + b"run-1,j3,enqueued\n"
 
 
 def test_other_csv_names_are_not_schema_validated(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Crash-safe file writes: atomic replace, the table lock, and the append-only event logs."""
+"""Crash-safe file writes: atomic replace, and the append-only event logs."""
 
 from __future__ import annotations
 
@@ -10,25 +10,20 @@ import secrets
 import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import filelock
-
-from archi3d.errors import InputError, LockTimeoutError, ReplaceRefusedError
+from archi3d.errors import ReplaceRefusedError, WriteFailedError
 
 __all__ = [
-    "DEFAULT_LOCK_TIMEOUT",
     "DEFAULT_REPLACE_TIMEOUT",
     "append_log_record",
     "format_log_line",
-    "table_lock",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
 
-DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_REPLACE_TIMEOUT = 10.0
 _TEMP_TAG = ".archi3d-tmp-"
 
@@ -42,7 +37,7 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True
     return True
 
@@ -70,34 +65,50 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(
-    path: Path, data: bytes | Iterable[bytes | memoryview], *, replace_timeout: float = DEFAULT_REPLACE_TIMEOUT
-) -> None:
-    """Replace `path` with `data` (bytes, or pieces written one after the other): a crash at any
-    instant leaves the old file or the new one, whole.
+Data = bytes | Iterable[bytes | memoryview]
 
-    A replace refused by another program (PermissionError) is retried until `replace_timeout`,
-    then ReplaceRefusedError is raised and `path` is left as it was.
+
+def write_bytes_atomic(
+    path: str | os.PathLike[str], data: Data, *, replace_timeout: float = DEFAULT_REPLACE_TIMEOUT
+) -> None:
+    """Replace the file at `path` with `data` (bytes, or pieces written one after the other): a crash
+    at any instant leaves the old file or the new one, whole.
+
+    Missing parent folders are created. A symbolic link stays one: the file it points to is replaced
+    (the temp file goes beside that file). A replace refused by another program (PermissionError) is
+    retried until `replace_timeout`, then ReplaceRefusedError is raised; any other failure (no space,
+    no permission) raises WriteFailedError, naming `path`. Either way the file is left as it was.
     """
-    _remove_stale_temps(path)
-    temp = path.parent / f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
+    target = Path(os.path.realpath(path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(target)
+        _replace_with(target, data, replace_timeout, os.fspath(path))
+    except (ReplaceRefusedError, WriteFailedError):
+        raise
+    except OSError as error:
+        raise WriteFailedError.of(path, error, "The file is unchanged.") from error
+
+
+def _replace_with(target: Path, data: Data, replace_timeout: float, shown: str) -> None:
+    temp = target.parent / f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with open(temp, "xb") as handle:
             handle.writelines([data] if isinstance(data, bytes) else data)
             handle.flush()
             os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):  # the new file keeps the old one's permissions
-            os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
+            os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
         deadline = time.monotonic() + replace_timeout
         delay = 0.05
         while True:
             try:
-                os.replace(temp, path)
+                os.replace(temp, target)
                 break
             except PermissionError as error:
                 if time.monotonic() >= deadline:
                     raise ReplaceRefusedError(
-                        f"{path}: could not be replaced for {replace_timeout:g} s ({error.strerror});"
+                        f"{shown}: could not be replaced for {replace_timeout:g} s ({error.strerror});"
                         " another program holds it. The file is unchanged."
                     ) from None
                 time.sleep(delay)
@@ -106,31 +117,12 @@ def write_bytes_atomic(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_dir(path.parent)
+    _fsync_dir(target.parent)
 
 
-def write_text_atomic(path: Path, text: str, *, encoding: str = "utf-8") -> None:
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
     """write_bytes_atomic for text, written exactly as given (no newline translation)."""
     write_bytes_atomic(path, text.encode(encoding))
-
-
-@contextlib.contextmanager
-def table_lock(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the lock of a table: FileLock on `path.with_suffix('.lock')`, as the archi3D worker takes it."""
-    lock_path = path.with_suffix(".lock")
-    lock = filelock.FileLock(str(lock_path), timeout=timeout)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LockTimeoutError(
-            f"{lock_path}: lock held by another process for more than {timeout:g} s. Nothing was written."
-        ) from None
-    except OSError as error:
-        raise InputError(f"{lock_path}: cannot be used as a lock ({error.strerror or error}). Nothing was written.") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _utc_stamp(moment: dt.datetime | None) -> str:
@@ -143,25 +135,28 @@ def format_log_line(record: Mapping[str, Any], moment: dt.datetime | None = None
     return f"{_utc_stamp(moment)} {body}\n"
 
 
-def append_log_record(path: Path, record: Mapping[str, Any], moment: dt.datetime | None = None) -> None:
+def append_log_record(
+    path: str | os.PathLike[str], record: Mapping[str, Any], moment: dt.datetime | None = None
+) -> None:
     """Append one line for `record`; concurrent writers never interleave.
 
     The log itself is locked (flock on POSIX) and written with one O_APPEND write, so no lock file
-    is created beside it.
+    is created beside it. Missing parent folders are created. A log that cannot be appended to raises
+    WriteFailedError, naming it.
     """
     line = format_log_line(record, moment).encode("utf-8")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise InputError(f"{path}: cannot be appended to ({error.strerror or error})") from None
-    try:
-        if sys.platform != "win32":
-            import fcntl
+        try:
+            if sys.platform != "win32":
+                import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        written = 0
-        while written < len(line):
-            written += os.write(fd, line[written:])
-    finally:
-        os.close(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise WriteFailedError.of(path, error, "The record was not appended.") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import stat
@@ -125,13 +126,13 @@ class CsvTable:
     ends: Sequence[int]
     lines: Sequence[int]
     cells: pa.Table
-    """Every cell as text, one contiguous arrow column per column (fast to take rows from)."""
+    """The cells as text, one contiguous arrow column per column, named as in the header (fast to
+    take rows from); only the columns asked for when the table was read for some of them."""
     frame: pd.DataFrame = attrs.field(init=False)
     """The same cells as a DataFrame (sharing the arrow memory), for the schema."""
 
     def __attrs_post_init__(self) -> None:
         frame = self.cells.to_pandas(types_mapper=_TEXT.get)  # pandas' own str dtype would copy to large_string
-        frame.columns = pd.Index(self.header)
         object.__setattr__(self, "frame", frame)
 
     @property
@@ -146,6 +147,11 @@ class CsvTable:
 
     def column(self, name: str) -> list[str]:
         return self._cells_of(name).to_pylist() if name in self.header else [""] * len(self)
+
+    def record(self, index: int) -> dict[str, str]:
+        """Every cell of one row, parsed from its bytes (whichever columns were read)."""
+        text = self.raw(index).decode("utf-8")
+        return dict(zip(self.header, _parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)))
 
     def rows(self, indices: Sequence[int]) -> list[dict[str, str]]:
         """Cells of the given rows, as {column: text}."""
@@ -164,9 +170,8 @@ class CsvTable:
     def columns(self, indices: Sequence[int], names: Sequence[str]) -> dict[str, list[str]]:
         """Text of the given columns in the given rows; "" throughout for a column the table lacks."""
         part = self._take(indices, names)
-        columns = {
-            name: part.column(name).to_pylist() if name in part.column_names else [""] * len(indices) for name in names
-        }
+        present = set(part.column_names)
+        columns = {name: part.column(name).to_pylist() if name in present else [""] * len(indices) for name in names}
         del part
         release_unused_memory()
         return columns
@@ -184,23 +189,22 @@ class CsvTable:
         return folders
 
     def _cells_of(self, name: str) -> pa.ChunkedArray:
-        return self.cells.column(self.header.index(name))
+        return self.cells.column(name)
 
     def _take(self, indices: Sequence[int], names: Sequence[str]) -> pa.Table:
         # Through arrow: several times faster than pandas' take + tolist on text columns.
-        present = [name for name in names if name in self.header]
-        part = self.cells.select([self.header.index(name) for name in present]).rename_columns(present)
-        return part.take(pa.array(indices, type=pa.int64()))
+        header = set(self.header)
+        return self.cells.select([name for name in names if name in header]).take(pa.array(indices, type=pa.int64()))
 
     def without_cells(self) -> CsvTable:
         """This table's bytes and record layout only, enough to render it; the parsed cells are let go."""
-        return attrs.evolve(self, cells=_cells_from_rows(len(self.header), []))
+        return attrs.evolve(self, cells=_cells_from_rows(self.header, []))
 
     @classmethod
     def empty(cls, path: Path, header: Sequence[str], newline: bytes = b"\n", bom: bool = True) -> CsvTable:
         head = encode_row(list(header), newline)
         data = (BOM if bom else b"") + head
-        return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], _cells_from_rows(len(header), []))
+        return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], _cells_from_rows(header, []))
 
 
 def release_unused_memory() -> None:
@@ -208,25 +212,20 @@ def release_unused_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _names(width: int) -> list[str]:
-    # Arrow columns go by position (the header is kept apart): names that cannot clash.
-    return [f"c{i}" for i in range(width)]
+def _cells_from_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> pa.Table:
+    columns = list(zip(*rows)) if rows else [() for _ in header]
+    return pa.table([pa.array(list(values), type=pa.string()) for values in columns], names=list(header))
 
 
-def _cells_from_rows(width: int, rows: Sequence[Sequence[str]]) -> pa.Table:
-    columns = list(zip(*rows)) if rows else [() for _ in range(width)]
-    return pa.table([pa.array(list(values), type=pa.string()) for values in columns], names=_names(width))
-
-
-def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | None:
-    names = _names(width)
+def _cells_with_pyarrow(data: bytes, header_end: int, header: Sequence[str], wanted: Sequence[str]) -> pa.Table | None:
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(data)[header_end:]),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=list(header), block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
+                column_types={name: pa.string() for name in wanted},
+                include_columns=list(wanted),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -236,15 +235,22 @@ def _cells_with_pyarrow(data: bytes, header_end: int, width: int) -> pa.Table | 
     # One chunk per column (taking rows from many chunks would concatenate them on every take),
     # merged column by column so the file's cells are never held twice over.
     columns = []
-    for _ in range(width):
+    for _ in wanted:
         columns.append(table.column(0).combine_chunks())
         table = table.remove_column(0)
     release_unused_memory()
-    return pa.table(columns, names=names)
+    return pa.table(columns, names=list(wanted))
 
 
-def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
-    """Parse `path` without inferring any type; raise TableError naming line and field of every problem."""
+def read_csv_table(
+    path: str | os.PathLike[str], validate: Validator | None = None, columns: Sequence[str] | None = None
+) -> CsvTable:
+    """Parse `path` without inferring any type; raise TableError naming line and field of every problem.
+
+    `columns`: parse only these columns' cells (the others are still checked to be well-formed
+    records; `record` gives every cell of a row).
+    """
+    path = Path(path)
     name = str(path)
     try:
         mode = os.stat(path).st_mode
@@ -253,12 +259,12 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
             raise InputError(f"{name}: is {kind}, expected a CSV file")
         data = path.read_bytes()
     except OSError as error:
-        raise InputError(f"{name}: cannot be read ({error.strerror or error})") from None
+        raise InputError(f"{name}: cannot be read ({error.strerror or error})") from error
     bom = data.startswith(BOM)
     offset = len(BOM) if bom else 0
     starts, ends, lines, unterminated = _split_records(data, offset)
     if unterminated is not None:
-        raise TableError.single(name, unterminated, None, "quoted field never closed (unbalanced '\"')")
+        raise TableError([_unclosed_quote(data, offset, name)])
     if not starts:
         raise TableError.single(name, 1, None, "empty file: expected a header line")
     problems: list[Problem] = []
@@ -270,42 +276,105 @@ def read_csv_table(path: Path, validate: Validator | None = None) -> CsvTable:
         header = tuple(_parse_record(header_text.rstrip("\r\n")))
     except csv.Error as error:
         raise TableError.single(name, lines[0], None, f"malformed CSV header ({error})") from None
-    seen: set[str] = set()
-    for title in header:
-        if title in seen:
-            problems.append(Problem(name, lines[0], title, "column name appears more than once in the header"))
-        seen.add(title)
+    problems = _header_problems(header, name, lines[0])
     if problems:
         raise TableError(problems)
     newline = b"\r\n" if header_raw.endswith(b"\r\n") else b"\n"
     header_end = ends[0]
     starts, ends, lines = starts[1:], ends[1:], lines[1:]
+    wanted = header if columns is None else [c for c in header if c in set(columns)]
 
-    cells = _cells_with_pyarrow(data, header_end, len(header)) if starts else None
+    cells = _cells_with_pyarrow(data, header_end, header, wanted) if starts else None
     if cells is None or len(cells) != len(starts):
-        rows: list[list[str]] = []
-        for start, end, line in zip(starts, ends, lines):
-            text = _decode(data[start:end], name, line, problems)
-            if text is None:
-                continue
-            try:
-                cells = _parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
-            except csv.Error as error:
-                problems.append(Problem(name, line, None, f"malformed CSV record ({error})"))
-                continue
-            if len(cells) != len(header):
-                problems.append(
-                    Problem(name, line, None, f"expected {len(header)} fields as in the header, found {len(cells)}")
-                )
-                continue
-            rows.append(cells)
-        if problems:
-            raise TableError(problems)
-        cells = _cells_from_rows(len(header), rows)
+        rows = _parse_records(data, starts, ends, lines, header, name)
+        at = [header.index(c) for c in wanted] if columns is not None else None
+        cells = _cells_from_rows(wanted, rows if at is None else [[row[i] for i in at] for row in rows])
     table = CsvTable(path, data, bom, newline, header, header_end, starts, ends, lines, cells)
     if validate is not None:
         validate(table)
     return table
+
+
+def _header_problems(header: Sequence[str], name: str, line: int) -> list[Problem]:
+    """Column names that cannot be told apart or would be taken for new columns."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for number, title in enumerate(header, 1):
+        if not title:
+            problems.append(Problem(name, line, f"field {number}", "empty column name in the header"))
+        elif title.startswith("\ufeff"):
+            problems.append(
+                Problem(name, line, repr(title), "column name starts with U+FEFF: the file begins with a doubled BOM")
+            )
+        elif title in seen:
+            problems.append(Problem(name, line, title, "column name appears more than once in the header"))
+        seen.add(title)
+    return problems
+
+
+def _parse_records(
+    data: bytes, starts: Sequence[int], ends: Sequence[int], lines: Sequence[int], header: Sequence[str], name: str
+) -> list[list[str]]:
+    """Every record's cells, by the csv module; TableError naming the line of every bad record."""
+    problems: list[Problem] = []
+    rows: list[list[str]] = []
+    for start, end, line in zip(starts, ends, lines):
+        text = _decode(data[start:end], name, line, problems)
+        if text is None:
+            continue
+        try:
+            cells = _parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
+        except csv.Error as error:
+            problems.append(Problem(name, line, None, f"malformed CSV record ({error})"))
+            continue
+        if len(cells) != len(header):
+            problems.append(Problem(name, line, None, f"expected {len(header)} fields as in the header, found {len(cells)}"))
+            continue
+        rows.append(cells)
+    if problems:
+        raise TableError(problems)
+    return rows
+
+
+def _unclosed_quote(data: bytes, offset: int, name: str) -> Problem:
+    """Where the quoted field that never closes opens: the first record that does not parse strictly.
+
+    Quotes pair up across the rest of the file once one is missing, so the record left open at the
+    end of the file is not where the mistake is; a strict reader stops at the first record that a
+    stray quote spoils (or that it stretched over several lines with the wrong number of fields).
+    """
+    text = data[offset:].decode("utf-8", errors="replace")
+    physical = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] = []
+    ended = 0  # the physical line the last good record ended on
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            return _open_field(physical, ended, header, name)
+        if not header:
+            header = record
+        elif reader.line_num - ended > 1 and len(record) != len(header):
+            return _open_field(physical, ended, header, name)
+        ended = reader.line_num
+    return Problem(name, ended + 1, None, "quoted field never closed (unbalanced '\"')")
+
+
+def _open_field(physical: Sequence[str], before: int, header: Sequence[str], name: str) -> Problem:
+    """The field of line `before + 1` whose quote is still open at the end of that line."""
+    line = physical[before] if before < len(physical) else ""
+    field, opened, inside = 1, 1, False
+    for char in line.rstrip("\r\n"):
+        if char == '"':
+            inside = not inside
+            opened = field if inside else opened
+        elif char == "," and not inside:
+            field += 1
+    column = header[opened - 1] if 0 < opened <= len(header) and before else f"field {opened}"
+    return Problem(name, before + 1, column, "quoted field opens here and is never closed (unbalanced '\"')")
 
 
 def _widen(record: bytes, extra: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import attrs
@@ -16,6 +17,7 @@ __all__ = [
     "StrictConflictError",
     "TableError",
     "UnknownRunError",
+    "WriteFailedError",
     "WriteRefusedError",
 ]
 
@@ -40,11 +42,11 @@ class Archi3dError(Exception):
     exit_code = 2
 
 
-class InputError(Archi3dError):
-    """Bad input: an id, a file or a table that cannot be used as it is."""
+class InputError(Archi3dError, ValueError):
+    """Bad input: an id, a file, a table or a frame that cannot be used as it is. Nothing was written."""
 
 
-class InvalidIdError(InputError, ValueError):
+class InvalidIdError(InputError):
     """A run_id or job_id that must not become a path component."""
 
 
@@ -77,14 +79,31 @@ class StrictConflictError(Archi3dError):
 
 
 class WriteRefusedError(Archi3dError):
-    """The table could not be locked or replaced in time; the file is untouched."""
+    """A write that did not happen (lock, replace, space, permission); what was on disk is whole."""
 
     exit_code = 3
 
 
-class LockTimeoutError(WriteRefusedError):
+class LockTimeoutError(WriteRefusedError, TimeoutError):
     """Another process held the table lock for longer than the timeout."""
 
 
-class ReplaceRefusedError(WriteRefusedError):
-    """Another program kept the table from being replaced (e.g. a sync client)."""
+class ReplaceRefusedError(WriteRefusedError, TimeoutError):
+    """Another program kept the table from being replaced in time (e.g. a sync client)."""
+
+
+class WriteFailedError(WriteRefusedError, OSError):
+    """A file could not be written (no space, no permission, read-only); the cause is the OSError."""
+
+    def __init__(self, message: str, cause: OSError) -> None:
+        super().__init__(message)
+        self.errno, self.strerror, self.filename = cause.errno, cause.strerror, cause.filename
+        self.__cause__ = cause
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], cause: OSError, outcome: str) -> WriteFailedError:
+        """`path: <reason>. <outcome>`, e.g. outcome "The table is unchanged."."""
+        return cls(f"{os.fspath(path)}: {cause.strerror or cause}. {outcome}", cause)

@@ -9,6 +9,7 @@ import operator
 import re
 from collections.abc import Mapping
 from itertools import compress, repeat
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -95,6 +96,10 @@ def format_number(value: float | None) -> str:
     return repr(value)
 
 
+def _read_only(cells: Mapping[str, str]) -> Mapping[str, str]:
+    return cells if isinstance(cells, MappingProxyType) else MappingProxyType(dict(cells))
+
+
 # Classes built per job are frozen but dict-backed: a frozen slotted class sets each field through
 # object.__setattr__ (~850 instructions; a dict-backed one writes its instance dict, ~100).
 @attrs.frozen(slots=False)
@@ -150,7 +155,8 @@ class GenerationRow:
     worker_gpu: str = ""
     worker_env: str = ""
     worker_commit: str = ""
-    extra: Mapping[str, str] = attrs.field(factory=dict)
+    extra: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
+    """The cells of columns that are not known ones, read-only."""
     source: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
     parsed: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """The typed values of `source`: a typed value still equal to its parsed one keeps its text."""

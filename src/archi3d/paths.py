@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from archi3d.errors import InputError, InvalidIdError
 
-__all__ = ["ID_PATTERN", "PathResolver", "is_safe_relative", "resolve_workspace", "to_posix", "validate_id"]
+__all__ = [
+    "ID_PATTERN",
+    "PathResolver",
+    "is_safe_relative",
+    "resolve_workspace",
+    "resolves_within",
+    "to_posix",
+    "validate_id",
+]
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 WORKSPACE_ENV = "ARCHI3D_WORKSPACE"
@@ -38,6 +47,12 @@ def is_safe_relative(path: str) -> bool:
     if not posix or posix.startswith("/") or _DRIVE.match(posix) or "\0" in posix:
         return False
     return ".." not in posix.split("/")
+
+
+def resolves_within(path: str | os.PathLike[str], roots: Iterable[str]) -> bool:
+    """Whether the real path of `path` (every link followed) lies inside one of the real paths `roots`."""
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def resolve_workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -116,6 +131,33 @@ class PathResolver:
         if not is_safe_relative(rel):
             raise InputError(f"{rel!r}: not a workspace-relative path")
         return self.workspace / to_posix(rel)
+
+    def layout_roots(self, run_id: str) -> tuple[str, ...]:
+        """Real paths under which a file a row of the run records may lie: the workspace and the layout
+        folders on the way to the run's outputs, each of which may be a link to another disk."""
+        folders = (self.workspace, self.runs_root, self.run_root(run_id), self.outputs_dir(run_id))
+        return tuple(dict.fromkeys(os.path.realpath(folder) for folder in folders))
+
+    def check_layout(self, run_id: str | None = None) -> None:
+        """Raise InputError when the workspace is missing, or a folder of its layout (of the run) is not a folder.
+
+        A layout folder that is a link is followed; one whose link leads nowhere is an error too, never
+        "no evidence" (outputs on a disk that is not mounted).
+        """
+        if not self.workspace.is_dir():
+            what = "is not a folder" if os.path.lexists(self.workspace) else "not found"
+            raise InputError(f"workspace {self.workspace}: {what}")
+        folders = [self.tables_root, self.logs_root, self.runs_root]
+        if run_id is not None:
+            folders += [self.run_root(run_id), self.state_dir(run_id), self.outputs_dir(run_id)]
+        for folder in folders:
+            if os.path.lexists(folder) and not folder.is_dir():
+                what = (
+                    f"a link to {os.readlink(folder)}, which is not a folder"
+                    if folder.is_symlink()
+                    else "not a folder"
+                )
+                raise InputError(f"{folder}: {what}; expected a folder of the workspace layout. Nothing was changed.")
 
     def ensure_mutable_tree(self) -> None:
         for folder in (self.tables_root, self.runs_root, self.reports_root, self.logs_root):

@@ -2,47 +2,76 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from archi3d.csvtable import read_csv_table
+from archi3d.errors import InputError
 from archi3d.model import GenerationRow, Status
-from archi3d.paths import PathResolver, is_safe_relative, to_posix, validate_id
+from archi3d.paths import PathResolver, is_safe_relative, resolves_within, to_posix, validate_id
 from archi3d.schema import validate_generations
 
 __all__ = ["object_file", "rows_of_run"]
 
+_STATUSES = ", ".join(s.value for s in Status)
 
-def _resolver(workspace: str | Path | PathResolver | None) -> PathResolver:
+
+def _resolver(workspace: str | os.PathLike[str] | PathResolver | None) -> PathResolver:
     return workspace if isinstance(workspace, PathResolver) else PathResolver(workspace)
 
 
+def _status_values(statuses: Iterable[Status | str]) -> set[str]:
+    values: set[str] = set()
+    for status in statuses:
+        try:
+            values.add(Status(status).value)
+        except ValueError:
+            raise InputError(f"statuses: expected {_STATUSES} (or archi3d.Status), found {status!r}") from None
+    return values
+
+
 def rows_of_run(
-    workspace: str | Path | PathResolver | None, run_id: str, statuses: Iterable[Status] | None = None
+    workspace: str | os.PathLike[str] | PathResolver | None,
+    run_id: str,
+    statuses: Iterable[Status | str] | None = None,
 ) -> list[GenerationRow]:
-    """Validated, typed rows of one run in file order, optionally only those with the given statuses."""
+    """Validated, typed rows of one run in file order, optionally only those with the given statuses.
+
+    `statuses` holds Status members or their text ("completed"). A workspace without a table has no
+    rows; a workspace that does not exist raises InputError.
+    """
     resolver = _resolver(workspace)
     validate_id(run_id, "run_id")
+    wanted = None if statuses is None else _status_values(statuses)
+    resolver.check_layout()
     path = resolver.generations_csv_path()
     if not path.exists():
         return []
     table = read_csv_table(path, validate_generations)
     frame = table.frame
     mask = frame["run_id"] == run_id
-    if statuses is not None:
-        mask &= frame["status"].isin([s.value for s in statuses])
+    if wanted is not None:
+        mask &= frame["status"].isin(sorted(wanted))
     indices = frame.index[mask].tolist()
     return [GenerationRow.from_cells(cells, table.lines[i]) for i, cells in zip(indices, table.rows(indices))]
 
 
-def object_file(workspace: str | Path | PathResolver | None, row: GenerationRow) -> Path | None:
-    """The generated object a row names, if it is a non-empty file inside the workspace."""
+def object_file(workspace: str | os.PathLike[str] | PathResolver | None, row: GenerationRow) -> Path | None:
+    """The generated object a row names, if it is a non-empty file where consolidate would accept it.
+
+    That is inside the workspace or a layout folder on the way to the run's outputs (which may be
+    links to another disk); a link in the job's own folder must resolve inside that folder.
+    """
     resolver = _resolver(workspace)
     if not row.gen_object_path or not is_safe_relative(row.gen_object_path):
         return None
-    path = resolver.workspace / to_posix(row.gen_object_path)
+    rel = to_posix(row.gen_object_path)
+    path = resolver.workspace / rel
     try:
-        inside = path.resolve().is_relative_to(resolver.workspace.resolve())
-        return path if inside and path.is_file() and path.stat().st_size > 0 else None
+        job_folder = resolver.job_outputs_dir(row.run_id, row.job_id)
+        in_job_folder = Path(rel).parent.as_posix() == resolver.rel_to_workspace(job_folder)
+        roots = (os.path.realpath(job_folder),) if in_job_folder else resolver.layout_roots(row.run_id)
+        return path if resolves_within(path, roots) and path.is_file() and path.stat().st_size > 0 else None
     except OSError:
         return None

@@ -7,14 +7,14 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
 
 from archi3d.errors import InputError
 from archi3d.model import Evidence, LogEvent, Status, parse_timestamp
-from archi3d.paths import ID_PATTERN, PathResolver, is_safe_relative, to_posix, validate_id
+from archi3d.paths import ID_PATTERN, PathResolver, is_safe_relative, resolves_within, to_posix, validate_id
 
 __all__ = [
     "ERROR_LIMIT",
@@ -313,7 +313,7 @@ def _list_names(folder: str, folders_only: bool = False) -> list[str]:
     try:
         with os.scandir(folder) as entries:
             return [e.name for e in entries if not folders_only or e.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return []
     except OSError as error:
         raise _unreadable(folder, error) from None
@@ -348,7 +348,7 @@ class RunScanner:
     def __init__(self, resolver: PathResolver, run_id: str) -> None:
         self.run_id = validate_id(run_id, "run_id")
         self.workspace = str(resolver.workspace)
-        self._real_workspace = os.path.realpath(self.workspace)
+        self._layout_roots = resolver.layout_roots(run_id)
         self._state = str(resolver.state_dir(run_id))
         self._outputs = str(resolver.outputs_dir(run_id))
         self._rel_outputs = f"runs/{run_id}/outputs"
@@ -382,10 +382,6 @@ class RunScanner:
     def folder_rel(self, job_id: str) -> str:
         return f"{self._rel_outputs}/{job_id}"
 
-    def _inside(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return real == self._real_workspace or real.startswith(self._real_workspace + os.sep)
-
     def folder(self, job_id: str) -> Folder:
         """One listing of the job's outputs folder (names and kinds; files are stat-ed when asked about)."""
         if job_id not in self.output_folders:
@@ -401,7 +397,8 @@ class RunScanner:
             raise _unreadable(path, error) from None
 
         def stat_file(name: str, link: bool) -> Entry | None:
-            return self._entry(f"{path}{os.sep}{name}", check_inside=link)
+            # A link counts only if it resolves inside the job's own folder (wherever that folder really is).
+            return self._entry(f"{path}{os.sep}{name}", (os.path.realpath(path),) if link else None)
 
         folder = Folder(kinds, stat_file)
         if "metadata.json" in kinds:
@@ -412,15 +409,15 @@ class RunScanner:
 
     def _stat(self, rel: str) -> Entry | None:
         # Any component of a recorded path may be a link leading out of the workspace.
-        return self._entry(os.path.join(self.workspace, rel), check_inside=True) if is_safe_relative(rel) else None
+        return self._entry(os.path.join(self.workspace, rel), self._layout_roots) if is_safe_relative(rel) else None
 
-    def _entry(self, path: str, check_inside: bool) -> Entry | None:
-        """The file's entry (following links); None if it cannot be stat-ed, or lies outside when checked."""
+    def _entry(self, path: str, roots: Sequence[str] | None) -> Entry | None:
+        """The file's entry (following links); None if it cannot be stat-ed, or resolves outside `roots` when given."""
         try:
             st = os.stat(path)
         except OSError:
             return None
-        if check_inside and not self._inside(path):
+        if roots is not None and not resolves_within(path, roots):
             return None
         return (st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
 

@@ -23,10 +23,19 @@ from typing import Any, TypeVar
 import attrs
 import pandas as pd
 
-from archi3d.atomic import DEFAULT_LOCK_TIMEOUT, append_log_record, table_lock, write_bytes_atomic
+from archi3d.atomic import append_log_record, write_bytes_atomic
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.csvtable import CsvTable, encode_row, read_csv_table, release_unused_memory, render_chunks
-from archi3d.errors import InputError, Problem, StrictConflictError, TableError, UnknownRunError
+from archi3d.errors import (
+    Archi3dError,
+    InputError,
+    Problem,
+    StrictConflictError,
+    TableError,
+    UnknownRunError,
+    WriteFailedError,
+)
+from archi3d.lock import DEFAULT_LOCK_TIMEOUT, table_lock
 from archi3d.manifest import Manifest
 from archi3d.model import GenerationRow, Job, Status
 from archi3d.paths import PathResolver, validate_id
@@ -577,8 +586,10 @@ def consolidate(
     with _no_gc_pauses():
         try:
             return _consolidate(workspace, options, now, progress)
-        except OSError as error:  # e.g. a folder that cannot be read: bad input, never a traceback
-            raise InputError(f"{error.filename or 'workspace'}: {error.strerror or error}") from None
+        except Archi3dError:
+            raise
+        except OSError as error:  # e.g. a file that cannot be read: bad input, never a traceback
+            raise InputError(f"{error.filename or 'workspace'}: {error.strerror or error}") from error
 
 
 @contextlib.contextmanager
@@ -602,6 +613,7 @@ def _consolidate(
     started = time.monotonic()
     resolver = workspace if isinstance(workspace, PathResolver) else PathResolver(workspace)
     run_id = validate_id(options.run_id, "run_id")
+    resolver.check_layout(run_id)
     moment = now or dt.datetime.now(UTC)
     log_path = resolver.metrics_log_path()
     if os.path.lexists(log_path) and not log_path.is_file():
@@ -648,12 +660,21 @@ def _consolidate(
 
     if options.strict and plan.conflicts:
         result = summary()
-        append_log_record(resolver.metrics_log_path(), result.to_record())
+        append_log_record(log_path, result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and (plan.replaced or plan.appended):
         plan, written = _write(resolver, run, plan, jobs, outcomes, orphans)
     result = summary()
-    append_log_record(resolver.metrics_log_path(), result.to_record())
+    try:
+        append_log_record(log_path, result.to_record())
+    except WriteFailedError as error:
+        if not written:
+            raise
+        raise WriteFailedError(
+            f"{csv_path} was written ({result.upsert_inserted} rows inserted, {result.upsert_updated} updated),"
+            f" but its summary record was not: {error}",
+            error,
+        ) from error
     return result
 
 
@@ -680,7 +701,10 @@ def _write(
     keeps its outcome; a job a worker wrote meanwhile is decided again from its new rows.
     """
     path = resolver.generations_csv_path()
-    resolver.tables_root.mkdir(parents=True, exist_ok=True)
+    try:
+        resolver.tables_root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteFailedError.of(resolver.tables_root, error, "Nothing was written.") from error
     table, groups = run.table, run.groups
     with table_lock(path, run.options.lock_timeout):
         base = table if table is not None else CsvTable.empty(path, GENERATIONS_COLUMNS)
