@@ -277,6 +277,12 @@ def unbalanced_quote() -> bytes:
     return base_table() + b'run-a,j9,enqueued,"never closed' + b"," * (len(TABLE_COLUMNS) - 4) + b"\n"
 
 
+def quote_opened_early() -> bytes:
+    """Issue 13, 11: a quote left open on line 6, and quoted cells after it: reported at line 8 before."""
+    rows = [*base_rows(), gen_row("j9", notes="PLACEHOLDER"), gen_row("j10"), gen_row("j11", notes='a "quoted", note')]
+    return encode_csv(rows).replace(b"PLACEHOLDER", b'"never closed')
+
+
 def table_is_a_directory(ws: Path) -> None:
     build_base(ws)
     csv_path(ws).unlink()
@@ -319,6 +325,17 @@ TABLE_CASES = [
     Case("empty-0-byte-file", replace_table(b""), messages=(r"{csv}:1\b.*empty",)),
     Case("blank-lines-only", replace_table(BOM + b"\n\r\n\n"), messages=(r"{csv}:1\b.*empty",)),
     Case("unbalanced-quote", replace_table(unbalanced_quote()), messages=(r"{csv}:6\b.*quote",)),
+    Case("quote-opened-early", replace_table(quote_opened_early()), messages=(r"{csv}:6: notes: .*never closed",)),
+    Case(
+        "doubled-bom",  # issue 13, 6: the first column became "\ufeffproduct_id" and a second one was appended
+        replace_table(BOM + base_table()),
+        messages=(r"{csv}:1: '\\ufeffproduct_id': .*doubled BOM",),
+    ),
+    Case(
+        "empty-header-name",
+        replace_table(encode_csv(base_rows(), (*TABLE_COLUMNS, ""))),
+        messages=(rf"{{csv}}:1: field {len(TABLE_COLUMNS) + 1}: empty column name",),
+    ),
     Case(
         "timestamp-not-iso8601",
         with_rows(gen_row("j9", "failed", generation_end="yesterday")),
@@ -421,6 +438,27 @@ def run_folder_missing(ws: Path) -> None:
     shutil.rmtree(ws / "runs" / RUN)
 
 
+def layout_file(*parts: str) -> Build:
+    """A folder of the layout that is a regular file (issue 13, 7: `state` as a file read as "no markers")."""
+
+    def build(ws: Path) -> None:
+        build_base(ws)
+        path = ws.joinpath(*parts)
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not a folder")
+
+    return build
+
+
+def outputs_link_to_nowhere(ws: Path) -> None:
+    """Outputs on a disk that is not mounted: no evidence at all would downgrade every completed job."""
+    build_base(ws)
+    outputs = ws / "runs" / RUN / "outputs"
+    shutil.rmtree(outputs)
+    outputs.symlink_to(ws.parent / "unmounted-disk" / "outputs")
+
+
 def write_manifest_bytes(data: bytes) -> Build:
     def build(ws: Path) -> None:
         build_base(ws)
@@ -471,6 +509,17 @@ RUN_CASES = [
         messages=(r"{manifest}:2\b",),
     ),
     Case("manifest-is-a-directory", manifest_is_a_directory, messages=(r"{manifest}.*folder",)),
+    Case("state-is-a-file", layout_file("runs", RUN, "state"), messages=(r"{run_dir}/state: not a folder",)),
+    Case("outputs-is-a-file", layout_file("runs", RUN, "outputs"), messages=(r"{run_dir}/outputs: not a folder",)),
+    Case("run-folder-is-a-file", layout_file("runs", RUN), messages=(r"{run_dir}: not a folder",)),
+    Case("runs-is-a-file", layout_file("runs"), messages=(r"{ws}/runs: not a folder",)),
+    Case("tables-is-a-file", layout_file("tables"), messages=(r"{ws}/tables: not a folder",)),
+    Case("logs-is-a-file", layout_file("logs"), messages=(r"{ws}/logs: not a folder",)),
+    Case(
+        "outputs-link-to-nowhere",
+        outputs_link_to_nowhere,
+        messages=(r"{run_dir}/outputs: a link to .*unmounted-disk/outputs, which is not a folder",),
+    ),
 ]
 
 # ----------------------------------------------------------------------------------- the corpus: evidence on disk

@@ -4,7 +4,8 @@
   of them once its temp file has appeared (inside the write). After every kill the table parses,
   validates, and is byte for byte the state before or the state after a completed run.
 - concurrency: consolidate runs in a loop while 4 writer processes upsert rows of the same run and of
-  other runs through update_csv_atomic for 30 s, each writing a counter into `fscore`, a column
+  other runs through update_csv_atomic for 30 s (once more while another process deletes the table's lock
+  file every 3 ms), each writing a counter into `fscore`, a column
   consolidate does not decide, and jobs of the run finish meanwhile (new .failed markers), so that
   consolidate has rows to write on every pass. At the end every writer's last value of every key is
   in the table, no row is lost or duplicated, and every row is what consolidate alone makes of the
@@ -213,7 +214,35 @@ print(json.dumps({"last": last, "inserted": inserted, "upserts": upserts, "rows"
 """
 
 
-def test_consolidate_loop_with_concurrent_writers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+_LOCK_DELETER = r"""
+import os, signal, sys, time
+
+deleted = 0
+
+
+def report(*_):
+    print(deleted, flush=True)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, report)
+print("ready", flush=True)
+while True:
+    try:
+        os.remove(sys.argv[1])
+        deleted += 1
+    except FileNotFoundError:
+        pass
+    time.sleep(0.003)
+"""
+
+
+@pytest.mark.parametrize("delete_lock", [False, True], ids=["lock-kept", "lock-file-deleted-every-3-ms"])
+def test_consolidate_loop_with_concurrent_writers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], delete_lock: bool
+) -> None:
+    """With `delete_lock`, another process deletes tables/generations.lock every 3 ms throughout (a clean-up
+    script, a sync client): mutual exclusion must not depend on that file surviving."""
     ws = tmp_path / "ws"
     jobs = min(JOBS, 1000)
     demo = build_demo_workspace(ws, jobs=jobs, seed=11, other_runs=2)
@@ -234,7 +263,7 @@ def test_consolidate_loop_with_concurrent_writers(tmp_path: Path, capsys: pytest
     assert len(pending) >= 10
 
     # Each writer owns its keys: rows of the consolidated run and of the other runs (never a duplicated key:
-    # update_csv_atomic collapses duplicates its own way, which is not what is under test here).
+    # consolidate merges those, which is not what is under test here).
     single = [k for k in keys if counts[k] == 1]
     rng = random.Random(5)
     rng.shuffle(single)
@@ -283,6 +312,14 @@ def test_consolidate_loop_with_concurrent_writers(tmp_path: Path, capsys: pytest
                 continue
             loop["written"] += bool(json.loads(proc.stdout)["written"])
 
+    deleter = None
+    if delete_lock:
+        deleter = subprocess.Popen(
+            [sys.executable, "-c", _LOCK_DELETER, str(table.with_suffix(".lock"))],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert deleter.stdout is not None and deleter.stdout.readline().strip() == "ready"
     results: list[dict[str, Any]] = []
     thread = threading.Thread(target=consolidate_loop, daemon=True)
     finisher = threading.Thread(target=finish_jobs, daemon=True)
@@ -308,6 +345,10 @@ def test_consolidate_loop_with_concurrent_writers(tmp_path: Path, capsys: pytest
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        deletions = 0
+        if deleter is not None:
+            deleter.terminate()
+            deletions = int(deleter.communicate(timeout=30)[0].strip() or 0)
     soak_s = time.monotonic() - t_start
     assert not thread.is_alive()
     assert loop["failures"] == [], loop["failures"][:3]
@@ -374,6 +415,7 @@ def test_consolidate_loop_with_concurrent_writers(tmp_path: Path, capsys: pytest
         "rows_after": len(rows_after),
         "writers": WRITERS,
         "seconds": SECONDS,
+        "lock_file_deletions": deletions,
         "soak_wall_s": round(soak_s, 1),
         "writer_upserts": [r["upserts"] for r in results],
         "writer_upserts_total": sum(r["upserts"] for r in results),
@@ -387,3 +429,4 @@ def test_consolidate_loop_with_concurrent_writers(tmp_path: Path, capsys: pytest
     report(capsys, "concurrency", figures)
     assert loop["iterations"] >= 3 and loop["written"] >= 2, figures
     assert all(r["upserts"] >= 5 for r in results), figures
+    assert not delete_lock or deletions >= 100, figures

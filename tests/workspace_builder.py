@@ -281,14 +281,16 @@ def worker_event(
 
 
 def snapshot(ws: Path) -> dict[str, bytes | None]:
-    """Every file (its bytes) and folder (None) under the workspace, by relative POSIX path."""
+    """Every file (its bytes), folder (None) and link (b"-> target") under the workspace, by relative POSIX path."""
     found: dict[str, bytes | None] = {}
     for folder, dirs, files in os.walk(ws):
         base = Path(folder)
-        for name in dirs:
-            found[(base / name).relative_to(ws).as_posix()] = None
-        for name in files:
-            found[(base / name).relative_to(ws).as_posix()] = (base / name).read_bytes()
+        for name in (*dirs, *files):
+            path = base / name
+            if path.is_symlink():  # what it points to (it may point nowhere)
+                found[path.relative_to(ws).as_posix()] = b"-> " + os.fsencode(os.readlink(path))
+            else:
+                found[path.relative_to(ws).as_posix()] = None if name in dirs else path.read_bytes()
     return found
 
 

@@ -5,34 +5,42 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from archi3d.atomic import append_log_record, write_bytes_atomic, write_text_atomic
-    from archi3d.service import ConsolidateOptions, Summary, consolidate
-    from archi3d.errors import (
-        Archi3dError,
-        InputError,
-        InvalidIdError,
-        LockTimeoutError,
-        ReplaceRefusedError,
-        StrictConflictError,
-        TableError,
-        UnknownRunError,
-        WriteRefusedError,
-    )
-    from archi3d.model import Evidence, GenerationRow, Job, Status
-    from archi3d.paths import PathResolver, validate_id
-    from archi3d.read import object_file, rows_of_run
-    from archi3d.reconcile import StalePolicy
-    from archi3d.upsert import update_csv_atomic
+if TYPE_CHECKING:  # `X as X`: names this package exports (for type checkers; at run time see __getattr__)
+    from archi3d.atomic import append_log_record as append_log_record
+    from archi3d.atomic import write_bytes_atomic as write_bytes_atomic
+    from archi3d.atomic import write_text_atomic as write_text_atomic
+    from archi3d.errors import Archi3dError as Archi3dError
+    from archi3d.errors import InputError as InputError
+    from archi3d.errors import InvalidIdError as InvalidIdError
+    from archi3d.errors import LockTimeoutError as LockTimeoutError
+    from archi3d.errors import ReplaceRefusedError as ReplaceRefusedError
+    from archi3d.errors import StrictConflictError as StrictConflictError
+    from archi3d.errors import TableError as TableError
+    from archi3d.errors import UnknownRunError as UnknownRunError
+    from archi3d.errors import WriteFailedError as WriteFailedError
+    from archi3d.errors import WriteRefusedError as WriteRefusedError
+    from archi3d.lock import table_lock as table_lock
+    from archi3d.model import Evidence as Evidence
+    from archi3d.model import GenerationRow as GenerationRow
+    from archi3d.model import Job as Job
+    from archi3d.model import Status as Status
+    from archi3d.paths import PathResolver as PathResolver
+    from archi3d.paths import validate_id as validate_id
+    from archi3d.read import object_file as object_file
+    from archi3d.read import rows_of_run as rows_of_run
+    from archi3d.reconcile import StalePolicy as StalePolicy
+    from archi3d.service import ConsolidateOptions as ConsolidateOptions
+    from archi3d.service import Summary as Summary
+    from archi3d.service import consolidate as consolidate
+    from archi3d.upsert import update_csv_atomic as update_csv_atomic
+    from archi3d.upserter import TableUpserter as TableUpserter
+    from archi3d.upserter import table_upserter as table_upserter
 
 # Imported on first use, so `archi3d --help` and light imports do not pay for pandas and pandera.
 _HOMES = {
     "append_log_record": "atomic",
     "write_bytes_atomic": "atomic",
     "write_text_atomic": "atomic",
-    "ConsolidateOptions": "service",
-    "Summary": "service",
-    "consolidate": "service",
     "Archi3dError": "errors",
     "InputError": "errors",
     "InvalidIdError": "errors",
@@ -41,7 +49,9 @@ _HOMES = {
     "StrictConflictError": "errors",
     "TableError": "errors",
     "UnknownRunError": "errors",
+    "WriteFailedError": "errors",
     "WriteRefusedError": "errors",
+    "table_lock": "lock",
     "Evidence": "model",
     "GenerationRow": "model",
     "Job": "model",
@@ -51,7 +61,12 @@ _HOMES = {
     "object_file": "read",
     "rows_of_run": "read",
     "StalePolicy": "reconcile",
+    "ConsolidateOptions": "service",
+    "Summary": "service",
+    "consolidate": "service",
     "update_csv_atomic": "upsert",
+    "TableUpserter": "upserter",
+    "table_upserter": "upserter",
 }
 
 __all__ = sorted(_HOMES)

@@ -238,7 +238,12 @@ def demo(
     if workspace.exists() and any(workspace.iterdir()):
         typer.echo(f"error: {workspace} exists and is not empty", err=True)
         raise typer.Exit(2)
-    built = build_demo_workspace(workspace, jobs=jobs, seed=seed)
+    try:
+        built = build_demo_workspace(workspace, jobs=jobs, seed=seed)
+    except OSError as error:
+        where = error.filename or workspace
+        typer.echo(f"error: {where}: {error.strerror or error}; the demo workspace {workspace} is incomplete", err=True)
+        raise typer.Exit(3) from None
     typer.echo(f"demo workspace written to {built.workspace}")
     typer.echo(f"  run {built.run_id}: {jobs} jobs (and run {built.other_run_id} that must stay untouched)")
     typer.echo(f"  consolidate it with: archi3d consolidate --workspace {workspace} --run-id {built.run_id}")

@@ -233,11 +233,12 @@ def _cells_with_pyarrow(data: bytes, header_end: int, header: Sequence[str], wan
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
     # One chunk per column (taking rows from many chunks would concatenate them on every take),
-    # merged column by column so the file's cells are never held twice over.
-    columns = []
-    for _ in wanted:
-        columns.append(table.column(0).combine_chunks())
-        table = table.remove_column(0)
+    # merged column by column, each replacing its chunks, so the file's cells are never held twice over.
+    columns: list[pa.ChunkedArray | pa.Array] = table.columns
+    del table
+    for at, column in enumerate(columns):
+        columns[at] = column.combine_chunks()
+        del column
     release_unused_memory()
     return pa.table(columns, names=list(wanted))
 

@@ -23,7 +23,8 @@ class TableUpserter:
     the oldest row waiting was added (from a background thread), and whatever is left on `close`.
 
     A crash loses at most the rows not yet written, never the table. A batch that fails to be written
-    stays queued and its error is raised by the next `add`, `flush` or `close`.
+    stays queued: its error is raised by the call that wrote it, or for the timer by the next `add`
+    (`flush` and `close` try again, and raise only their own error).
     """
 
     def __init__(
@@ -62,18 +63,19 @@ class TableUpserter:
         """Queue one row (a mapping of column to value) or every row of a DataFrame; writes a full batch.
 
         Values become text as in update_csv_atomic; a missing value leaves the table's cell as it is.
-        A row with a bad key raises InputError here, before anything is queued.
+        A row with a bad key raises InputError here, and is not queued. An error of the timer's last
+        write is raised here once the rows are queued.
         """
         frame = row if isinstance(row, pd.DataFrame) else pd.DataFrame([dict(row)])
         rows = frame_rows(frame, self.key_cols, file=str(self.path), ids=self.path.name == "generations.csv")
         with self._changed:
-            self._raise_pending_error()
             if self._closed:
                 raise ValueError(f"{self.path}: the upserter is closed")
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.extend(rows)
             self._changed.notify_all()
+            self._raise_timer_error()  # the rows are queued all the same
             full = len(self._pending) >= self.every
         if full:
             self.flush()
@@ -82,7 +84,8 @@ class TableUpserter:
         """Write every queued row now (one atomic upsert)."""
         with self._writing:
             with self._changed:
-                self._raise_pending_error()
+                self._error = None  # this write retries what the timer failed to write
+                self._changed.notify_all()
                 batch, self._pending = self._pending, []
             if batch:
                 self._write(batch)
@@ -109,10 +112,9 @@ class TableUpserter:
             self.updated += updated
             self.rows_written += len(batch)
 
-    def _raise_pending_error(self) -> None:
+    def _raise_timer_error(self) -> None:
         error, self._error = self._error, None
         if error is not None:
-            self._changed.notify_all()  # the timer may write again
             raise error
 
     def _write_when_due(self) -> None:
