@@ -359,6 +359,12 @@ def test_validate_a_missing_table_exits_2(tmp_path: Path) -> None:
     assert f"{csv_path(tmp_path)}: missing" in result.stdout
 
 
+def test_validate_a_workspace_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    result = cli("validate", "--workspace", str(tmp_path / "nowhere"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: workspace {tmp_path / 'nowhere'}: not found\n"
+
+
 @pytest.mark.parametrize("workers", ["1", "2", "3", str(MAX_WORKERS)])
 def test_workers_option_decides_the_same(tmp_path: Path, workers: str) -> None:
     small_workspace(tmp_path / "one")

@@ -362,3 +362,12 @@ def test_object_file_follows_a_linked_outputs_folder(tmp_path: Path) -> None:
     (elsewhere / "j1" / "generated.glb").symlink_to(tmp_path / "stray.glb")
     (tmp_path / "stray.glb").write_bytes(GLB)
     assert object_file(tmp_path, row) is None  # a link in the job's folder must stay in that folder
+
+
+def test_every_public_name_resolves() -> None:
+    import archi3d
+
+    for name in archi3d.__all__:
+        assert getattr(archi3d, name).__name__ == name
+    with pytest.raises(AttributeError):
+        archi3d.no_such_name  # noqa: B018

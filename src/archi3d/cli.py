@@ -205,6 +205,7 @@ def validate(
     try:
         if run_id is not None:
             targets.append((resolver.manifest_path(validate_id(run_id, "run_id")), validate_manifest))
+        resolver.check_layout()
     except InputError as error:
         raise _fail(error) from None
     for path, check in targets:
