@@ -283,7 +283,8 @@ def read_csv_table(
     newline = b"\r\n" if header_raw.endswith(b"\r\n") else b"\n"
     header_end = ends[0]
     starts, ends, lines = starts[1:], ends[1:], lines[1:]
-    wanted = header if columns is None else [c for c in header if c in set(columns)]
+    chosen = set(header if columns is None else columns)
+    wanted = [c for c in header if c in chosen]
 
     cells = _cells_with_pyarrow(data, header_end, header, wanted) if starts else None
     if cells is None or len(cells) != len(starts):
