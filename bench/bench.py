@@ -46,7 +46,7 @@ print(time.perf_counter() - t)
 
 _CONSOLIDATE = r"""
 import sys, time
-from archi3d.service import ConsolidateOptions, consolidate
+from archi3d import ConsolidateOptions, consolidate
 t = time.perf_counter()
 summary = consolidate(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]))
 print(time.perf_counter() - t, summary.upsert_updated, summary.upsert_inserted, summary.unchanged)

@@ -29,8 +29,6 @@ REFUSE_COUNT_ENV = "ARCHI3D_TEST_REFUSE_COUNT"
 """How many replaces of that file are refused (default: all of them)."""
 HANG_REPLACE_ENV = "ARCHI3D_TEST_HANG_REPLACE"
 """A file whose replace never comes: the wrapper prints HANGING on stderr and sleeps (to be killed)."""
-REPLACE_TIMEOUT_ENV = "ARCHI3D_TEST_REPLACE_TIMEOUT"
-"""Seconds the atomic write retries a refused replace (instead of DEFAULT_REPLACE_TIMEOUT)."""
 
 WRAPPER = r"""
 import atexit
@@ -147,17 +145,6 @@ if hang_target:
         return replace_before_hang(src, dst, *args, **kwargs)
 
     os.replace = hanging_replace
-
-timeout = os.environ.get("ARCHI3D_TEST_REPLACE_TIMEOUT")
-if timeout:
-    import archi3d.atomic
-
-    archi3d.atomic.DEFAULT_REPLACE_TIMEOUT = float(timeout)
-    for name in dir(archi3d.atomic):
-        function = getattr(archi3d.atomic, name)
-        defaults = getattr(function, "__kwdefaults__", None)
-        if isinstance(defaults, dict) and "replace_timeout" in defaults:
-            defaults["replace_timeout"] = float(timeout)
 
 import archi3d.cli
 

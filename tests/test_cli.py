@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from archi3d.cli import app
-from archi3d.service import MAX_WORKERS
+from archi3d.consolidation import MAX_WORKERS
 from workspace_builder import (
     small_run,
     lock_held_by_another_process,
@@ -277,13 +277,7 @@ def test_lock_held_by_another_process_exits_3(tmp_path: Path, held_lock: subproc
 
 
 def test_replace_refused_by_another_program_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sync client keeps generations.csv from being replaced: retried, then exit 3, file untouched."""
-    import functools
-    import importlib
-
-    import archi3d.atomic
-
-    service = importlib.import_module("archi3d.service")  # the package exports a function of that name
+    """A sync client keeps generations.csv from being replaced: retried until --lock-timeout, then exit 3."""
     original = small_workspace(tmp_path)
     real_replace = os.replace
     refused: list[str] = []
@@ -295,10 +289,9 @@ def test_replace_refused_by_another_program_exits_3(tmp_path: Path, monkeypatch:
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    quick = functools.partial(archi3d.atomic.write_bytes_atomic, replace_timeout=0.3)
-    monkeypatch.setattr(service, "write_bytes_atomic", quick)
-    result = cli(*consolidate_args(tmp_path))
+    result = cli(*consolidate_args(tmp_path, "--lock-timeout", "0.3"))
     assert result.exit_code == 3
+    assert "could not be replaced for 0.3 s" in result.stderr
     assert len(refused) > 1  # retried
     assert table_bytes(tmp_path) == original
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["generations.csv", "generations.lock"]

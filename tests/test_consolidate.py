@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from archi3d.columns import GENERATIONS_COLUMNS
-from archi3d.service import Summary
+from archi3d import Summary
 from archi3d.errors import InputError, InvalidIdError, StrictConflictError, TableError, UnknownRunError
 from archi3d.model import Status
 from archi3d.reconcile import DOWNGRADE_MESSAGE, StalePolicy
@@ -915,7 +915,7 @@ def test_a_writer_upserting_during_the_scan_loses_nothing(tmp_path: Path) -> Non
             assert result.returncode == 0, result.stderr
             assert result.stdout.split() == ["(0,", "1)", "(0,", "1)", "(1,", "0)", "(1,", "0)"]
 
-    from archi3d.service import ConsolidateOptions, consolidate
+    from archi3d import ConsolidateOptions, consolidate
 
     summary = consolidate(ws, ConsolidateOptions(run_id=RUN), now=NOW, progress=progress)
 
@@ -962,7 +962,7 @@ def test_counters_add_up_after_a_writer_collapsed_duplicates(tmp_path: Path) -> 
         )
         assert result.returncode == 0, result.stderr
 
-    from archi3d.service import ConsolidateOptions, consolidate
+    from archi3d import ConsolidateOptions, consolidate
 
     summary = consolidate(ws, ConsolidateOptions(run_id=RUN), now=NOW, progress=progress)
     assert [r["job_id"] for r in table_rows(ws)] == ["d1", "c1"]

@@ -1,4 +1,4 @@
-"""Unit tests of the lossless CSV reader/renderer (archi3d.csvtable)."""
+"""Unit tests of the lossless CSV reader/renderer (archi3d.csvtable and its csvrecords, csvcells, csvrender)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import csv
 import io
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archi3d import csvtable
+from archi3d.csvcells import cells_with_csv_module, cells_with_pyarrow
+from archi3d.csvrecords import split_records
 from archi3d.csvtable import BOM, CsvTable, encode_row, read_csv_table, render_table
 from archi3d.errors import TableError
 
@@ -262,14 +262,13 @@ def _split_line_by_line(data: bytes, offset: int) -> tuple[list[int], list[int],
 def test_record_splitting_equals_the_line_by_line_reading(parts: list[bytes], offset: int) -> None:
     data = b"".join(parts)
     offset = min(offset, len(data))
-    starts, ends, lines, unterminated = csvtable._split_records(data, offset)
+    starts, ends, lines, unterminated = split_records(data, offset)
     assert (list(starts), list(ends), list(lines), unterminated) == _split_line_by_line(data, offset)
 
 
-def test_record_splitting_spans_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csvtable, "_CHUNK", 3)
+def test_record_splitting_spans_chunks() -> None:
     data = b'h\n"a\nb",c\n\r\n"x""y"\nlast'
-    starts, ends, lines, unterminated = csvtable._split_records(data, 0)
+    starts, ends, lines, unterminated = split_records(data, 0, chunk=3)
     assert (list(starts), list(ends), list(lines), unterminated) == _split_line_by_line(data, 0)
 
 
@@ -344,16 +343,18 @@ def test_pyarrow_and_python_fallback_agree(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "t.csv"
         path.write_bytes(data)
-        fast_cells = csvtable._cells_with_pyarrow(data, read_csv_table(path).header_end, header, header)
-        fast = read_csv_table(path)
-        with mock.patch.object(csvtable, "_cells_with_pyarrow", return_value=None) as patched:
-            slow = read_csv_table(path)
-        assert patched.called
-    assert fast_cells is not None and len(fast_cells) == len(rows)
-    assert [list(r.values()) for r in fast_cells.to_pylist()] == rows
-    assert _cells(fast) == rows
-    assert _cells(slow) == rows
-    assert fast.header == slow.header == tuple(header)
-    assert (fast.starts, fast.ends, fast.lines) == (slow.starts, slow.ends, slow.lines)
-    assert [fast.raw(i) for i in range(len(fast))] == [slow.raw(i) for i in range(len(slow))]
-    assert render_table(fast, {}) == data
+        read = read_csv_table(path)
+    assert read.header == tuple(header)
+    assert len(read) == len(rows)
+    assert _cells(read) == rows
+    assert render_table(read, {}) == data
+    # Both parsers, on the record layout the reader found: every column, then every other one.
+    for wanted in (header, header[::2]):
+        at = [header.index(name) for name in wanted]
+        expected = [[row[i] for i in at] for row in rows]
+        fast = cells_with_pyarrow(data, read.header_end, header, wanted)
+        slow = cells_with_csv_module(data, read.starts, read.ends, read.lines, header, wanted, read.name)
+        assert fast is not None and len(fast) == len(rows)
+        assert fast.column_names == slow.column_names == wanted
+        assert [list(r.values()) for r in fast.to_pylist()] == expected
+        assert [list(r.values()) for r in slow.to_pylist()] == expected

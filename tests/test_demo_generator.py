@@ -29,7 +29,7 @@ from archi3d.demo import (
     situation_counts,
 )
 from archi3d.errors import InvalidIdError
-from archi3d.paths import ID_PATTERN
+from archi3d.formats import ID_PATTERN
 from archi3d.schema import validate_generations, validate_manifest
 
 UTC = dt.timezone.utc

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
-from archi3d.model import Evidence, GenerationRow, Job, LogEvent, Status
-from archi3d.reconcile import DOWNGRADE_MESSAGE, Decision, Options, StalePolicy, merge_duplicates, reconcile
+from archi3d.merge import merge_duplicates
+from archi3d.model import Evidence, GenerationRow, Job, LogEvent, Status, TimeEvidence
+from archi3d.reconcile import DOWNGRADE_MESSAGE, Decision, Options, StalePolicy, reconcile
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -54,6 +55,21 @@ def decide(
     return reconcile(current, job, evidence, options, now, RUN, JOB)
 
 
+def evidence(
+    has_inprogress: bool = False,
+    has_completed: bool = False,
+    has_failed: bool = False,
+    log_event: LogEvent | None = None,
+    object_mtime: dt.datetime | None = None,
+    earliest_output_at: dt.datetime | None = None,
+    **fields: object,
+) -> Evidence:
+    """Evidence as the scan gathers it (time evidence included), named by what each marker says."""
+    markers = {k for k, present in (("inprogress", has_inprogress), ("completed", has_completed), ("failed", has_failed)) if present}
+    times = TimeEvidence(log_event=log_event, object_mtime=object_mtime, earliest_output_at=earliest_output_at)
+    return Evidence(markers=frozenset(markers), times=times, **fields)  # type: ignore[arg-type]
+
+
 def with_object(path: str = OBJ, **fields: object) -> Evidence:
     values: dict[str, object] = {
         "object_path": path,
@@ -63,7 +79,7 @@ def with_object(path: str = OBJ, **fields: object) -> Evidence:
         "earliest_output_at": ago(3000),
     }
     values.update(fields)
-    return Evidence(**values)  # type: ignore[arg-type]
+    return evidence(**values)  # type: ignore[arg-type]
 
 
 def kinds(decision: Decision) -> list[str]:
@@ -110,14 +126,14 @@ def test_completed_marker_and_object_complete_an_enqueued_row() -> None:
 
 
 def test_completed_marker_without_object_is_a_conflict_and_not_completed() -> None:
-    d = decide(row("running"), Evidence(has_completed=True, completed_at=ago(3000)))
+    d = decide(row("running"), evidence(has_completed=True, completed_at=ago(3000)))
     assert d.row.status is Status.RUNNING
     assert "completed_without_object" in kinds(d)
     assert d.missing_output
 
 
 def test_empty_object_is_no_object() -> None:
-    ev = Evidence(has_completed=True, completed_at=ago(10), object_path=OBJ, object_size=0, existing_paths=frozenset({OBJ}))
+    ev = evidence(has_completed=True, completed_at=ago(10), object_path=OBJ, object_size=0, existing_paths=frozenset({OBJ}))
     d = decide(row("completed", gen_object_path=OBJ), ev)
     assert d.row.status is Status.FAILED
     assert d.row.error_msg == DOWNGRADE_MESSAGE
@@ -125,7 +141,7 @@ def test_empty_object_is_no_object() -> None:
 
 
 def test_failed_marker_fails_a_running_row_and_takes_error_text() -> None:
-    ev = Evidence(has_failed=True, failed_at=ago(100), error_text="Error: boom\n\nTraceback:\n...")
+    ev = evidence(has_failed=True, failed_at=ago(100), error_text="Error: boom\n\nTraceback:\n...")
     d = decide(row("running"), ev)
     assert d.row.status is Status.FAILED
     assert d.row.error_msg == "Error: boom\n\nTraceback:\n..."
@@ -133,7 +149,7 @@ def test_failed_marker_fails_a_running_row_and_takes_error_text() -> None:
 
 
 def test_failed_marker_keeps_an_existing_error_msg() -> None:
-    d = decide(row("failed", error_msg="worker said so"), Evidence(has_failed=True, error_text="Error: other"))
+    d = decide(row("failed", error_msg="worker said so"), evidence(has_failed=True, error_text="Error: other"))
     assert d.row.error_msg == "worker said so"
 
 
@@ -154,7 +170,7 @@ def test_completed_and_failed_markers_with_object_complete() -> None:
 
 
 def test_fresh_heartbeat_is_running() -> None:
-    d = decide(row("enqueued"), Evidence(has_inprogress=True, inprogress_at=ago(30)))
+    d = decide(row("enqueued"), evidence(has_inprogress=True, inprogress_at=ago(30)))
     assert d.row.status is Status.RUNNING
     assert "2026-03-01T11:59:30+00:00" in d.row.notes
 
@@ -165,7 +181,7 @@ def test_fresh_heartbeat_is_running() -> None:
 )
 def test_stale_heartbeat_policies(policy: StalePolicy, expected: Status) -> None:
     original = row("running", worker_host="gpu-1")
-    d = decide(original, Evidence(has_inprogress=True, inprogress_at=ago(601)), Options(stale_policy=policy))
+    d = decide(original, evidence(has_inprogress=True, inprogress_at=ago(601)), Options(stale_policy=policy))
     assert d.row.status is expected
     if policy is StalePolicy.KEEP:
         assert d.row == original
@@ -178,7 +194,7 @@ def test_stale_heartbeat_policies(policy: StalePolicy, expected: Status) -> None
 
 
 def test_heartbeat_timeout_is_an_option() -> None:
-    ev = Evidence(has_inprogress=True, inprogress_at=ago(100))
+    ev = evidence(has_inprogress=True, inprogress_at=ago(100))
     assert decide(row("enqueued"), ev, Options(heartbeat_timeout=50)).row.status is Status.ENQUEUED
     assert decide(row("enqueued"), ev, Options(heartbeat_timeout=500)).row.status is Status.RUNNING
 
@@ -196,13 +212,13 @@ def test_completed_row_with_object_and_rerun_stays_completed(age: float) -> None
 def test_nothing_on_disk_keeps_the_csv_status() -> None:
     for status in ("enqueued", "running", "failed"):
         original = row(status, notes="as written")
-        d = decide(original, Evidence())
+        d = decide(original, evidence())
         assert d.row == original
         assert d.conflicts == ()
 
 
 def test_completed_row_without_object_is_downgraded() -> None:
-    d = decide(row("completed", gen_object_path=OBJ), Evidence())
+    d = decide(row("completed", gen_object_path=OBJ), evidence())
     assert d.row.status is Status.FAILED
     assert d.row.error_msg == DOWNGRADE_MESSAGE
     assert d.row.gen_object_path == OBJ  # never cleared
@@ -211,13 +227,13 @@ def test_completed_row_without_object_is_downgraded() -> None:
 
 
 def test_downgrade_appends_to_an_existing_error_once() -> None:
-    d = decide(row("completed", error_msg="earlier"), Evidence())
+    d = decide(row("completed", error_msg="earlier"), evidence())
     assert d.row.error_msg == f"earlier; {DOWNGRADE_MESSAGE}"
 
 
 def test_metadata_mismatch_downgrades_a_completed_row_naming_it() -> None:
     mismatch = f"{FOLDER}/metadata.json names job_id 'other'"
-    ev = Evidence(has_completed=True, completed_at=ago(10), metadata_mismatch=mismatch)
+    ev = evidence(has_completed=True, completed_at=ago(10), metadata_mismatch=mismatch)
     d = decide(row("completed", gen_object_path=OBJ), ev)
     assert d.row.status is Status.FAILED
     assert mismatch in d.row.error_msg and "downgraded by consolidate" in d.row.error_msg
@@ -226,7 +242,7 @@ def test_metadata_mismatch_downgrades_a_completed_row_naming_it() -> None:
 
 
 def test_no_fix_status_reports_instead_of_changing() -> None:
-    d = decide(row("completed"), Evidence(), Options(fix_status=False))
+    d = decide(row("completed"), evidence(), Options(fix_status=False))
     assert d.row.status is Status.COMPLETED
     assert d.row.error_msg == "" and d.row.notes == ""
     assert [(c.kind, c.resolved) for c in d.conflicts] == [("status_not_fixed", False)]
@@ -279,7 +295,7 @@ def test_start_is_never_after_end() -> None:
 
 
 def test_no_times_for_jobs_not_finished() -> None:
-    d = decide(row("enqueued"), Evidence(has_inprogress=True, inprogress_at=ago(5)))
+    d = decide(row("enqueued"), evidence(has_inprogress=True, inprogress_at=ago(5)))
     assert d.row.generation_start is None and d.row.generation_end is None
 
 
@@ -391,7 +407,7 @@ def evidence_for(draw: st.DrawFn, recorded: tuple[str, str, str] = ("", "", ""))
         if has_event
         else None
     )
-    return Evidence(
+    return evidence(
         inprogress_at=draw(maybe_time),
         completed_at=draw(maybe_time),
         failed_at=draw(maybe_time),
@@ -443,7 +459,7 @@ def test_reconciling_twice_equals_reconciling_once(case: tuple[GenerationRow | N
 
 @pytest.mark.parametrize("age", [30.0, 6000.0])
 def test_downgrade_beside_a_heartbeat_is_idempotent(age: float) -> None:
-    ev = Evidence(has_inprogress=True, inprogress_at=ago(age))
+    ev = evidence(has_inprogress=True, inprogress_at=ago(age))
     first = decide(row("completed"), ev)
     second = decide(first.row, ev)
     assert second.row.to_cells() == first.row.to_cells()
@@ -466,11 +482,11 @@ def test_status_rules_hold(case: tuple[GenerationRow | None, Evidence, Options])
         assert after in (Status.COMPLETED, Status.FAILED)
     # never a status the evidence does not support
     if after is Status.COMPLETED and before is not Status.COMPLETED:
-        assert ev.has_completed and ev.has_object
+        assert ("completed" in ev.markers) and ev.has_object
     if after is Status.COMPLETED:
         assert ev.has_object
     if after is Status.RUNNING and before is not Status.RUNNING:
-        assert ev.has_inprogress and ev.inprogress_at is not None
+        assert ("inprogress" in ev.markers) and ev.inprogress_at is not None
     if after is not before:
         assert f"consolidate: {before} -> {after}: " in d.row.notes
     assert d.downgraded == (before is Status.COMPLETED and after is Status.FAILED and not (ev.has_object))
@@ -501,8 +517,7 @@ def test_row_does_not_depend_on_now_beyond_heartbeats(
 ) -> None:
     current, ev, opts = case
     later = NOW + dt.timedelta(seconds=shift)
-    if ev.has_inprogress:
-        ev = attrs.evolve(ev, has_inprogress=False)  # only heartbeats may depend on the moment
+    ev = attrs.evolve(ev, markers=ev.markers - {"inprogress"})  # only heartbeats may depend on the moment
     a = decide(current, ev, opts, now=NOW)
     b = decide(current, ev, opts, now=later)
     assert a.row.to_cells() == b.row.to_cells()
@@ -515,7 +530,7 @@ def test_merge_completed_and_running_rows() -> None:
     done = row("completed", gen_object_path=OBJ, error_msg="")
     running = row("running", worker_host="gpu-7", worker_user="ana", worker_gpu="A100", error_msg="stale error")
     running = attrs.evolve(running, line=9)
-    merged, conflict = merge_duplicates([running, done], with_object())
+    merged, conflict = merge_duplicates([running, done], with_object().existing_paths)
     assert merged.status is Status.COMPLETED
     assert (merged.worker_host, merged.worker_user, merged.worker_gpu) == ("gpu-7", "ana", "A100")
     assert merged.gen_object_path == OBJ
@@ -528,7 +543,7 @@ def test_merge_completed_and_running_rows() -> None:
 def test_merge_prefers_an_existing_path() -> None:
     a = row("failed", gen_object_path=f"{FOLDER}/gone.glb")
     b = attrs.evolve(row("running", gen_object_path=LEGACY_OBJ), line=3)
-    merged, _ = merge_duplicates([a, b], Evidence(existing_paths=frozenset({LEGACY_OBJ})))
+    merged, _ = merge_duplicates([a, b], frozenset({LEGACY_OBJ}))
     assert merged.status is Status.FAILED
     assert merged.gen_object_path == LEGACY_OBJ
 
@@ -536,7 +551,7 @@ def test_merge_prefers_an_existing_path() -> None:
 def test_merge_tie_goes_to_the_first_row() -> None:
     a = row("failed", error_msg="first")
     b = attrs.evolve(row("failed", error_msg="second"), line=3)
-    merged, _ = merge_duplicates([a, b], Evidence())
+    merged, _ = merge_duplicates([a, b], frozenset())
     assert merged.error_msg == "first"
 
 
@@ -553,8 +568,8 @@ def _cell(r: GenerationRow, column: str) -> str:
 @MERGE_SETTINGS
 @given(duplicate_groups(), st.sets(st.sampled_from([*OBJECTS, *PREVIEWS])))
 def test_merge_keeps_every_non_empty_cell_but_a_losers_error(group: list[GenerationRow], existing: set[str]) -> None:
-    ev = Evidence(existing_paths=frozenset(existing))
-    merged, conflict = merge_duplicates(group, ev)
+    ev = evidence(existing_paths=frozenset(existing))
+    merged, conflict = merge_duplicates(group, ev.existing_paths)
     winner_status = functools.reduce(Status.combine, (r.status for r in group))
     assert merged.status is winner_status
     winner = next(r for r in group if r.status is winner_status)  # the first of the highest
@@ -589,7 +604,7 @@ def test_merge_keeps_the_text_of_a_typed_cell_from_a_loser() -> None:
     other = attrs.evolve(
         row("running", used_n_images="3.0", generation_start="2026-02-01T10:05:00Z", unit_price_usd="0.10"), line=7
     )
-    merged, _ = merge_duplicates([first, other], with_object())
+    merged, _ = merge_duplicates([first, other], with_object().existing_paths)
     cells = merged.to_cells()
     assert (cells["used_n_images"], cells["generation_start"], cells["unit_price_usd"]) == (
         "3.0",
@@ -603,7 +618,7 @@ def test_merge_keeps_the_text_of_a_typed_cell_from_a_loser() -> None:
 def test_merge_of_identical_rows_is_the_row(group: list[GenerationRow]) -> None:
     first = group[0]
     same = [first, *(attrs.evolve(first, line=i + 3) for i in range(len(group) - 1))]
-    merged, _ = merge_duplicates(same, Evidence())
+    merged, _ = merge_duplicates(same, frozenset())
     assert merged.to_cells() == first.to_cells()
 
 
@@ -615,7 +630,7 @@ def _source(r: GenerationRow) -> Mapping[str, str]:
 @given(duplicate_groups(), st.permutations(range(4)))
 def test_merge_status_is_order_independent(group: list[GenerationRow], order: list[int]) -> None:
     shuffled = [group[i] for i in order if i < len(group)]
-    a, _ = merge_duplicates(group, Evidence())
-    b, _ = merge_duplicates(shuffled, Evidence())
+    a, _ = merge_duplicates(group, frozenset())
+    b, _ = merge_duplicates(shuffled, frozenset())
     assert a.status is b.status
     assert all(_source(r) for r in group)

@@ -29,7 +29,6 @@ from reliability_support import (
     HANG_REPLACE_ENV,
     REFUSE_COUNT_ENV,
     REFUSE_ENV,
-    REPLACE_TIMEOUT_ENV,
     WRAPPER,
     clean_env,
     parse_rows,
@@ -196,9 +195,9 @@ def test_replace_refused_by_another_program_is_retried_then_exits_3(tmp_path: Pa
     ws = tmp_path / "ws"
     original = build(ws)
     before = outside_logs(ws)
-    env = {REFUSE_ENV: str(csv_path(ws)), REPLACE_TIMEOUT_ENV: "1.5"}
+    env = {REFUSE_ENV: str(csv_path(ws))}
     started = time.monotonic()
-    proc = run_archi3d(args(ws), env=env, wrapped=True)
+    proc = run_archi3d(args(ws, "--lock-timeout", "1.5"), env=env, wrapped=True)
     elapsed = time.monotonic() - started
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -220,8 +219,8 @@ def test_replace_refused_a_few_times_then_allowed_succeeds(tmp_path: Path) -> No
     ws = tmp_path / "ws"
     build(ws)
     after = expected_after(tmp_path, ws)
-    env = {REFUSE_ENV: str(csv_path(ws)), REFUSE_COUNT_ENV: "3", REPLACE_TIMEOUT_ENV: "10"}
-    proc = run_archi3d(args(ws, "--json"), env=env, wrapped=True)
+    env = {REFUSE_ENV: str(csv_path(ws)), REFUSE_COUNT_ENV: "3"}
+    proc = run_archi3d(args(ws, "--json", "--lock-timeout", "10"), env=env, wrapped=True)
     assert proc.returncode == 0, proc.stderr
     assert refused_count(proc.stderr) == 3
     assert json.loads(proc.stdout)["written"] is True
@@ -232,8 +231,8 @@ def test_replace_refused_a_few_times_then_allowed_succeeds(tmp_path: Path) -> No
 def test_dry_run_never_replaces_anything(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     original = build(ws)
-    env = {REFUSE_ENV: str(csv_path(ws)), REPLACE_TIMEOUT_ENV: "1"}
-    proc = run_archi3d(args(ws, "--dry-run"), env=env, wrapped=True)
+    env = {REFUSE_ENV: str(csv_path(ws))}
+    proc = run_archi3d(args(ws, "--dry-run", "--lock-timeout", "1"), env=env, wrapped=True)
     assert proc.returncode == 0, proc.stderr
     assert refused_count(proc.stderr) == 0
     assert table_bytes(ws) == original

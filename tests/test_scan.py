@@ -1,4 +1,4 @@
-"""Unit tests of the evidence scan helpers that work on real files: worker.log events, markers."""
+"""Integration tests of the evidence readers on real files: worker.log events, a job folder's listing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from archi3d.listing import FileEntry, list_job_folder
 from archi3d.model import LogEvent, Status
-from archi3d.scan import WorkerLog, _metadata_mismatch
+from archi3d.worker_log import WorkerLog
 
 RUN = "r1"
 UTC = dt.timezone.utc
@@ -89,15 +90,39 @@ def test_a_missing_worker_log_has_no_events(tmp_path: Path) -> None:
     ],
 )
 def test_metadata_mismatch_is_what_parsing_the_json_says(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "metadata.json"
-    path.write_text(text, encoding="utf-8")
+    (tmp_path / "metadata.json").write_text(text, encoding="utf-8")
     try:
         meta = json.loads(text)
     except ValueError:
         meta = None
     named = {k: meta.get(k) for k in ("run_id", "job_id")} if isinstance(meta, dict) else {}
     wrong = {k: v for k, v in named.items() if v is not None and str(v) != {"run_id": RUN, "job_id": "j1"}[k]}
-    found = _metadata_mismatch(str(path), RUN, "j1", "outputs/j1")
+    listing = list_job_folder(str(tmp_path), "outputs/j1", RUN, "j1")
+    assert listing is not None
+    found = listing.mismatch
     assert (found is not None) == bool(wrong)
+    assert listing.kinds == ({} if wrong else {"metadata.json": True})  # a folder ruled out lists nothing
     if found is not None:
         assert all(f"{k} {v!r}" in found for k, v in wrong.items())
+
+
+def test_a_listing_stats_objects_and_links_and_keeps_links_inside_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "j1"
+    folder.mkdir()
+    (folder / "generated.glb").write_bytes(b"glTF" * 4)
+    (folder / "preview_1.png").write_bytes(b"png")
+    (folder / "inside.glb").symlink_to("generated.glb")
+    (tmp_path / "elsewhere.glb").write_bytes(b"glTF")
+    (folder / "outside.glb").symlink_to(tmp_path / "elsewhere.glb")
+    (folder / "sub").mkdir()
+    listing = list_job_folder(str(folder), "runs/r1/outputs/j1", RUN, "j1", also=("preview_1.png",))
+    assert listing is not None
+    assert listing.kinds == {
+        "generated.glb": True, "preview_1.png": True, "inside.glb": None, "outside.glb": None, "sub": False
+    }  # fmt: skip
+    assert set(listing.stated) == {"generated.glb", "preview_1.png", "inside.glb", "outside.glb"}
+    assert listing.stated["inside.glb"] == FileEntry(16, (folder / "generated.glb").stat().st_mtime, True)
+    assert listing.stated["outside.glb"] is None  # a link out of the job's folder is no evidence
+    assert listing.is_regular("preview_1.png") and listing.is_regular("inside.glb")
+    assert not listing.is_regular("outside.glb") and not listing.is_regular("sub")
+    assert list_job_folder(str(tmp_path / "absent"), "runs/r1/outputs/absent", RUN, "absent") is None

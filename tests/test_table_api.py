@@ -371,3 +371,19 @@ def test_every_public_name_resolves() -> None:
         assert getattr(archi3d, name).__name__ == name
     with pytest.raises(AttributeError):
         archi3d.no_such_name  # noqa: B018
+
+
+def test_an_upsert_without_key_columns_is_refused(tmp_path: Path) -> None:
+    path = _table(tmp_path, b"run_id,job_id\nr,j1\n", "t.csv")
+    with pytest.raises(InputError, match="no key column"):
+        update_csv_atomic(path, pd.DataFrame([{"run_id": "r", "job_id": "j2"}]), [])
+    assert path.read_bytes() == b"run_id,job_id\nr,j1\n"
+
+
+def test_a_row_only_a_lenient_parser_reads_is_refused_when_an_upsert_touches_it(tmp_path: Path) -> None:
+    data = b'run_id,job_id,v\nr,j1,"x"y\nr,j2,1\n'
+    path = _table(tmp_path, data, "t.csv")
+    update_csv_atomic(path, pd.DataFrame([{"run_id": "r", "job_id": "j2", "v": "2"}]), KEYS)
+    with pytest.raises(TableError, match=r"t\.csv:2: malformed CSV record"):
+        update_csv_atomic(path, pd.DataFrame([{"run_id": "r", "job_id": "j1", "v": "2"}]), KEYS)
+    assert path.read_bytes() == b'run_id,job_id,v\nr,j1,"x"y\nr,j2,2\n'

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archi3d.columns import GENERATIONS_COLUMNS, MANIFEST_COLUMNS
-from archi3d.service import ConsolidateOptions, Summary, consolidate
+from archi3d import ConsolidateOptions, Summary, consolidate
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

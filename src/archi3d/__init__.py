@@ -28,10 +28,10 @@ if TYPE_CHECKING:  # `X as X`: names this package exports (for type checkers; at
     from archi3d.paths import validate_id as validate_id
     from archi3d.read import object_file as object_file
     from archi3d.read import rows_of_run as rows_of_run
-    from archi3d.reconcile import StalePolicy as StalePolicy
-    from archi3d.service import ConsolidateOptions as ConsolidateOptions
-    from archi3d.service import Summary as Summary
-    from archi3d.service import consolidate as consolidate
+    from archi3d.rules import StalePolicy as StalePolicy
+    from archi3d.consolidation import ConsolidateOptions as ConsolidateOptions
+    from archi3d.consolidation import Summary as Summary
+    from archi3d.consolidation import consolidate as consolidate
     from archi3d.upsert import update_csv_atomic as update_csv_atomic
     from archi3d.upserter import TableUpserter as TableUpserter
     from archi3d.upserter import table_upserter as table_upserter
@@ -60,10 +60,10 @@ _HOMES = {
     "validate_id": "paths",
     "object_file": "read",
     "rows_of_run": "read",
-    "StalePolicy": "reconcile",
-    "ConsolidateOptions": "service",
-    "Summary": "service",
-    "consolidate": "service",
+    "StalePolicy": "rules",
+    "ConsolidateOptions": "consolidation",
+    "Summary": "consolidation",
+    "consolidate": "consolidation",
     "update_csv_atomic": "upsert",
     "TableUpserter": "upserter",
     "table_upserter": "upserter",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from archi3d.errors import ReplaceRefusedError, WriteFailedError
+from archi3d.formats import UTC
 
 __all__ = [
     "DEFAULT_REPLACE_TIMEOUT",
@@ -126,7 +127,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, encoding: str 
 
 
 def _utc_stamp(moment: dt.datetime | None) -> str:
-    return (moment or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat()
+    return (moment or dt.datetime.now(UTC)).astimezone(UTC).isoformat()
 
 
 def format_log_line(record: Mapping[str, Any], moment: dt.datetime | None = None) -> str:

@@ -127,7 +127,7 @@ def consolidate(
             "--workers",
             metavar="N",
             min=1,
-            max=8,  # service.MAX_WORKERS (not imported here: the CLI starts without pandas)
+            max=8,  # consolidation.MAX_WORKERS (not imported here: the CLI starts without pandas)
             show_default=False,
             help="Processes that decide jobs, 1 to 8 (default: one per core, for runs of 5,000 jobs or more on Linux).",
         ),
@@ -140,11 +140,11 @@ def consolidate(
     Exit status: 0 done; 1 --strict and conflicts found; 2 bad input; 3 the table lock or replace
     timed out (nothing lost).
     """
-    from archi3d.service import ConsolidateOptions, Summary
-    from archi3d.service import consolidate as run_consolidate
+    from archi3d.consolidation import ConsolidateOptions, Summary
+    from archi3d.consolidation import consolidate as run_consolidate
     from archi3d.errors import InputError, StrictConflictError
     from archi3d.model import Status
-    from archi3d.reconcile import StalePolicy
+    from archi3d.rules import StalePolicy
 
     try:
         statuses = None

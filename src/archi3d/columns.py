@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-
 __all__ = [
     "GENERATIONS_COLUMNS",
     "MANIFEST_COLUMNS",
     "MANIFEST_REQUIRED",
     "NUMBER_COLUMNS",
     "PATH_COLUMNS",
+    "PREVIEW_COLUMNS",
     "TIMESTAMP_COLUMNS",
 ]
 
-# Interned like the literal names: a keyword argument whose name is not the very object of the
-# parameter's name is matched by comparing text against every parameter (GenerationRow has 51).
-_SOURCE_IMAGES = tuple(sys.intern(f"source_image_{n}_path") for n in range(1, 7))
-_USED_IMAGES = tuple(sys.intern(f"used_image_{n}_path") for n in range(1, 7))
-_PREVIEWS = tuple(sys.intern(f"preview_{n}_path") for n in range(1, 4))
+_SOURCE_IMAGES = tuple(f"source_image_{n}_path" for n in range(1, 7))
+_USED_IMAGES = tuple(f"used_image_{n}_path" for n in range(1, 7))
+_PREVIEWS = tuple(f"preview_{n}_path" for n in range(1, 4))
 
 GENERATIONS_COLUMNS: tuple[str, ...] = (
     "product_id", "variant", "manufacturer", "product_name",

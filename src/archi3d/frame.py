@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from archi3d.errors import InputError
-from archi3d.paths import ID_PATTERN
+from archi3d.formats import ID_PATTERN
 
 __all__ = ["ID_KEY_COLUMNS", "frame_rows"]
 
@@ -31,6 +31,8 @@ def frame_rows(df: pd.DataFrame, key_cols: Sequence[str], *, file: str, ids: boo
     names = [str(c) for c in df.columns]
     _check_names(names, file)
     keys = list(key_cols)
+    if not keys:
+        raise InputError(f"{file}: no key column given: an upsert needs at least one. Nothing was written.")
     missing = [k for k in keys if k not in names]
     if missing:
         raise InputError(f"{file}: key column(s) {', '.join(missing)} not in the frame (its columns: {', '.join(names)})")

@@ -6,7 +6,6 @@ import datetime as dt
 import enum
 import math
 import operator
-import re
 from collections.abc import Mapping
 from itertools import compress, repeat
 from types import MappingProxyType
@@ -16,6 +15,7 @@ import attrs
 import cattrs
 
 from archi3d.columns import GENERATIONS_COLUMNS, MANIFEST_COLUMNS
+from archi3d.formats import NUMBER_PATTERN, TIMESTAMP_PATTERN, UTC
 
 __all__ = [
     "Evidence",
@@ -23,15 +23,13 @@ __all__ = [
     "Job",
     "LogEvent",
     "Status",
+    "TimeEvidence",
     "format_number",
     "format_timestamp",
     "parse_number",
     "parse_timestamp",
     "text_converter",
 ]
-
-UTC = dt.timezone.utc
-
 
 class Status(enum.Enum):
     """Job status; precedence completed > failed > running > enqueued."""
@@ -55,16 +53,11 @@ class Status(enum.Enum):
 
 _PRECEDENCE = {Status.ENQUEUED: 0, Status.RUNNING: 1, Status.FAILED: 2, Status.COMPLETED: 3}
 
-_ISO = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-)
-
-
 def parse_timestamp(text: str) -> dt.datetime | None:
     """ISO 8601 text to an aware UTC datetime; no offset means UTC; empty means None."""
     if not text:
         return None
-    if _ISO.fullmatch(text) is None:
+    if TIMESTAMP_PATTERN.fullmatch(text) is None:
         raise ValueError(f"expected an ISO 8601 timestamp, found {text!r}")
     try:
         moment = dt.datetime.fromisoformat(text)
@@ -77,13 +70,10 @@ def format_timestamp(moment: dt.datetime | None) -> str:
     return "" if moment is None else moment.astimezone(UTC).isoformat()
 
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
 def parse_number(text: str) -> float | None:
     if not text:
         return None
-    if _NUMBER.fullmatch(text) is None:
+    if NUMBER_PATTERN.fullmatch(text) is None:
         raise ValueError(f"expected a number, found {text!r}")
     return float(text)
 
@@ -100,9 +90,7 @@ def _read_only(cells: Mapping[str, str]) -> Mapping[str, str]:
     return cells if isinstance(cells, MappingProxyType) else MappingProxyType(dict(cells))
 
 
-# Classes built per job are frozen but dict-backed: a frozen slotted class sets each field through
-# object.__setattr__ (~850 instructions; a dict-backed one writes its instance dict, ~100).
-@attrs.frozen(slots=False)
+@attrs.frozen
 class GenerationRow:
     """One row of generations.csv: the known columns typed, every other column kept as text.
 
@@ -164,27 +152,12 @@ class GenerationRow:
 
     @classmethod
     def from_cells(cls, cells: Mapping[str, str], line: int | None = None) -> GenerationRow:
-        """Structure a row from its text cells; raises ValueError for a cell of the wrong shape.
-
-        Hot path (every row of a run): the typed cells go through the converter's hooks directly.
-        """
-        values: list[Any] = list(map(cells.get, _COLUMN_FIELDS, repeat("")))
-        parsed: dict[str, Any] = {}
-        for at, name, hook, kind in _TYPED_HOOKS:
-            text = values[at]
-            values[at] = parsed[name] = hook(text, kind) if text or name == "status" else None
-        extra = {} if _KNOWN.issuperset(cells) else {k: cells[k] for k in cells.keys() - _KNOWN}
-        values += (extra, cells, parsed, line)
-        return cls(*values)
-
-    def evolve(self, **changes: Any) -> GenerationRow:
-        """attrs.evolve(self, **changes), with positional arguments (51 keywords cost twice as much)."""
-        values = list(_field_values(self))
-        for name, value in changes.items():
-            if name not in _FIELD_AT:
-                raise TypeError(f"GenerationRow has no field {name!r}")
-            values[_FIELD_AT[name]] = value
-        return GenerationRow(*values)
+        """Structure a row from its text cells; raises ValueError for a cell of the wrong shape."""
+        values: dict[str, Any] = {name: cells.get(name, "") for name in GENERATIONS_COLUMNS}
+        parsed = {name: hook(values[name], kind) if values[name] or name == "status" else None for name, hook, kind in _TYPED_HOOKS}
+        values.update(parsed)
+        extra = {k: v for k, v in cells.items() if k not in _KNOWN}
+        return cls(**values, extra=extra, source=cells, parsed=parsed, line=line)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -223,12 +196,6 @@ _TYPED: dict[str, Any] = {
 }
 _known_values = operator.attrgetter(*GENERATIONS_COLUMNS)
 _typed_values = operator.attrgetter(*_TYPED)
-_FIELDS = tuple(a.name for a in attrs.fields(GenerationRow))
-_FIELD_AT = {name: at for at, name in enumerate(_FIELDS)}
-_field_values = operator.attrgetter(*_FIELDS)
-_COLUMN_FIELDS = _FIELDS[: len(GENERATIONS_COLUMNS)]
-"""The known columns, in the order of GenerationRow's first fields."""
-assert set(_COLUMN_FIELDS) == _KNOWN
 
 
 def _format(column: str, value: Any) -> str:
@@ -256,12 +223,10 @@ def _build_converter() -> cattrs.Converter:
 text_converter = _build_converter()
 """cattrs converter between text cells and typed values (rows and jobs)."""
 
-_TYPED_HOOKS = tuple(
-    (_FIELD_AT[name], name, text_converter.get_structure_hook(kind), kind) for name, kind in _TYPED.items()
-)
+_TYPED_HOOKS = tuple((name, text_converter.get_structure_hook(kind), kind) for name, kind in _TYPED.items())
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class Job:
     """One job of a run's manifest."""
 
@@ -293,7 +258,7 @@ class Job:
 _MANIFEST = frozenset(MANIFEST_COLUMNS)
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class LogEvent:
     """A worker.log job_completed/job_failed event: the line's time is the job's end."""
 
@@ -302,27 +267,39 @@ class LogEvent:
     duration_s: float | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
+class TimeEvidence:
+    """What the disk says about when a job ran; only a row lacking its start or end needs it."""
+
+    log_event: LogEvent | None = None
+    """The job's last worker.log event, if any."""
+    object_mtime: dt.datetime | None = None
+    earliest_output_at: dt.datetime | None = None
+    """The oldest file time in the job's outputs folder."""
+
+
+@attrs.frozen
 class Evidence:
     """What the disk says about one job. Times are UTC; paths are workspace-relative POSIX."""
 
+    markers: frozenset[str] = frozenset()
+    """The kinds of the job's state markers: inprogress, completed, failed."""
     inprogress_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     failed_at: dt.datetime | None = None
-    has_inprogress: bool = False
-    has_completed: bool = False
-    has_failed: bool = False
     object_path: str | None = None
     object_size: int = 0
-    object_mtime: dt.datetime | None = None
     object_candidates: tuple[str, ...] = ()
+    """Every *.glb the object was chosen from, when there were several."""
     previews: tuple[str, str, str] = ("", "", "")
+    """Valid previews found for the slots whose recorded preview is not there."""
     invalid_previews: tuple[str, ...] = ()
-    earliest_output_at: dt.datetime | None = None
     existing_paths: frozenset[str] = frozenset()
+    """Which of the paths the row records are files that exist."""
     error_text: str | None = None
     metadata_mismatch: str | None = None
-    log_event: LogEvent | None = None
+    times: TimeEvidence | None = None
+    """None: not gathered, because the row holds its start and end."""
 
     @property
     def has_object(self) -> bool:

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from archi3d.errors import InputError, InvalidIdError
+from archi3d.formats import ID_PATTERN
 
 __all__ = [
-    "ID_PATTERN",
     "PathResolver",
     "is_safe_relative",
     "resolve_workspace",
@@ -19,7 +19,6 @@ __all__ = [
     "validate_id",
 ]
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 WORKSPACE_ENV = "ARCHI3D_WORKSPACE"
 
 

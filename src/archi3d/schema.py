@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,16 +19,10 @@ from archi3d.columns import MANIFEST_REQUIRED, NUMBER_COLUMNS, TIMESTAMP_COLUMNS
 from archi3d.csvtable import CsvTable
 from archi3d.errors import Problem, TableError
 from archi3d.model import Status
-from archi3d.paths import ID_PATTERN
+from archi3d.formats import ID, NUMBER, TIMESTAMP
 
 __all__ = ["GENERATIONS_SCHEMA", "MANIFEST_SCHEMA", "check_frame", "validate_generations", "validate_manifest"]
 
-_ID = ID_PATTERN.pattern
-_TIMESTAMP = (
-    r"(19|2\d)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
-    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?"
-)
-_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 _UNSAFE_PATH = r"^(?:[/\\]|[A-Za-z]:)|(?:^|[/\\])\.\.(?:[/\\]|$)|\x00"
 
 ID_RULE = "expected 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -39,12 +32,15 @@ NUMBER_RULE = "expected a number or empty"
 PATH_RULE = "expected a workspace-relative path (not absolute, no '..') or empty"
 
 
-def _arrow(series: pd.Series) -> Any:
+_Cells = pyarrow.Array | pyarrow.ChunkedArray
+
+
+def _arrow(series: pd.Series) -> _Cells:
     """The cells as a pyarrow array (no copy for pandas' pyarrow-backed strings)."""
     return pyarrow.array(series.array)
 
 
-def _data_holds(cells: Any, needles: Sequence[bytes]) -> bool:
+def _data_holds(cells: _Cells, needles: Sequence[bytes]) -> bool:
     """Whether the bytes behind the cells hold any needle (possibly across two cells: a cheap over-estimate)."""
     for chunk in cells.chunks if isinstance(cells, pyarrow.ChunkedArray) else [cells]:
         data = chunk.buffers()[2]
@@ -55,15 +51,15 @@ def _data_holds(cells: Any, needles: Sequence[bytes]) -> bool:
     return False
 
 
-def _all_bytes_in(cells: Any, allowed: npt.NDArray[np.bool_]) -> bool:
+def _all_bytes_in(cells: _Cells, allowed: npt.NDArray[np.bool_]) -> bool:
     for chunk in cells.chunks if isinstance(cells, pyarrow.ChunkedArray) else [cells]:
         data = chunk.buffers()[2]
-        if data is not None and not allowed[np.frombuffer(data, dtype=np.uint8)].all():
+        if data is not None and not allowed[np.frombuffer(memoryview(data), dtype=np.uint8)].all():
             return False
     return True
 
 
-Quick = Callable[[Any], bool]
+Quick = Callable[[_Cells], bool]
 
 
 def _full(pattern: str, rule: str, allow_empty: bool, quick: Quick | None = None) -> pa.Check:
@@ -86,7 +82,7 @@ _ID_BYTES = np.zeros(256, dtype=np.bool_)
 _ID_BYTES[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] = True
 
 
-def _plain_ids(cells: Any) -> bool:
+def _plain_ids(cells: _Cells) -> bool:
     """Every cell 1-128 id characters, none starting with '.', '_' or '-'."""
     if not len(cells):
         return True
@@ -121,12 +117,12 @@ def _real_timestamp(series: pd.Series) -> pd.Series:
 def _columns(required: Sequence[str], ids: Sequence[str]) -> dict[str, pa.Column]:
     columns: dict[str, pa.Column] = {}
     for name in ids:
-        check = _full(_ID, ID_RULE, allow_empty=False, quick=_plain_ids)
+        check = _full(ID, ID_RULE, allow_empty=False, quick=_plain_ids)
         columns[name] = pa.Column(checks=check, required=name in required)
     for name in required:
         columns.setdefault(name, pa.Column(required=True))
     for name in NUMBER_COLUMNS:
-        columns[name] = pa.Column(checks=_full(_NUMBER, NUMBER_RULE, allow_empty=True), required=False)
+        columns[name] = pa.Column(checks=_full(NUMBER, NUMBER_RULE, allow_empty=True), required=False)
     columns[r".*_path$"] = pa.Column(checks=pa.Check(_safe_path, error=PATH_RULE), regex=True, required=False)
     return columns
 
@@ -137,7 +133,7 @@ def _generations_schema() -> pa.DataFrameSchema:
     for name in TIMESTAMP_COLUMNS:
         columns[name] = pa.Column(
             checks=[
-                _full(_TIMESTAMP, TIMESTAMP_RULE, allow_empty=True),
+                _full(TIMESTAMP, TIMESTAMP_RULE, allow_empty=True),
                 pa.Check(_real_timestamp, error=TIMESTAMP_RULE),
             ],
             required=False,

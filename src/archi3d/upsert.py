@@ -88,7 +88,8 @@ def _positions(table: CsvTable, keys: Sequence[tuple[str, ...]], key_cols: Seque
         wanted = pa.array(sorted({key[at] for key in keys}), type=pa.string())
         hit = pc.is_in(table.cells.column(name), value_set=wanted)
         mask = hit if mask is None else pc.and_(mask, hit)
-    candidates: list[int] = pc.indices_nonzero(mask).to_pylist()
+    # mask is None when key_cols is empty: arrow then raises ArrowNotImplementedError, as it always has.
+    candidates: list[int] = pc.indices_nonzero(mask).to_pylist()  # type: ignore[arg-type]
     found: dict[tuple[str, ...], list[int]] = {}
     wanted_keys = set(keys)
     for index, *key in zip(candidates, *table.columns(candidates, key_cols).values()):
@@ -153,7 +154,7 @@ def upsert_rows(
                 {c: pd.Series([row[c] for row in edit.written], dtype="str") for c in edit.header}
             )
             check_frame(frame, GENERATIONS_SCHEMA, str(path), edit.written_lines)
-        write_bytes_atomic(path, edit.chunks)
+        write_bytes_atomic(path, edit.chunks, replace_timeout=lock_timeout)
     return edit.inserted, edit.updated
 
 

@@ -1,0 +1,202 @@
+"""Deciding the jobs of a run: settled rows by the settled check, every other job through the reconciler."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
+from archi3d.consolidation.options import ConsolidateOptions
+from archi3d.csvtable import CsvTable
+from archi3d.listing import Listing, name_in_folder
+from archi3d.manifest import Manifest
+from archi3d.merge import merge_duplicates, merge_winner
+from archi3d.model import GenerationRow, Job, Status
+from archi3d.reconcile import Conflict, reconcile
+from archi3d.scan import Progress, Recorded, RunScanner
+from archi3d.settled import RowFacts, is_settled
+
+__all__ = ["Outcome", "RunContext", "decide", "table_columns"]
+
+_BATCH = 1000
+"""Jobs reconciled at a time: only a batch's typed rows are ever built at once."""
+_RECORDED_PATHS = ("gen_object_path", *PREVIEW_COLUMNS)
+_TIME_COLUMNS = ("generation_start", "generation_end", "generation_duration_s")
+
+
+@attrs.frozen
+class Outcome:
+    """What consolidate decided for one job, in plain values (another process may have decided it)."""
+
+    after: str
+    """The job's status once consolidated."""
+    text: tuple[str, ...] | None = None
+    """Its reconciled row's cells, in `table_columns` order; None when its (first) row keeps its text."""
+    conflicts: tuple[Conflict, ...] = ()
+    marker_mismatch_fixed: bool = False
+    downgraded: bool = False
+    missing_output: bool = False
+    invalid_previews: int = 0
+
+    @property
+    def is_quiet(self) -> bool:
+        """Nothing to report: no conflict, no fix, nothing found missing or invalid."""
+        return not (
+            self.conflicts or self.marker_mismatch_fixed or self.downgraded or self.missing_output or self.invalid_previews
+        )
+
+
+_SETTLED = {status.value: Outcome(status.value) for status in Status}
+"""The outcome of a settled row, by its status: it stays as it is."""
+
+
+@attrs.frozen
+class RunContext:
+    """What deciding jobs of a run takes: the table as read and its rows by job, the manifest, the scan."""
+
+    table: CsvTable | None
+    groups: Mapping[str, list[int]]
+    """Row indices of each job of the run, jobs in file order."""
+    manifest: Manifest
+    scanner: RunScanner
+    options: ConsolidateOptions
+    now: dt.datetime
+
+
+def table_columns(table: CsvTable | None) -> list[str]:
+    """The table's columns, then the known columns it lacks: every column a reconciled row can fill."""
+    header = table.header if table is not None else ()
+    return [*header, *(c for c in GENERATIONS_COLUMNS if c not in header)]
+
+
+def decide(
+    run: RunContext, jobs: Sequence[str], progress: Progress | None = None, *, settled_check: bool = True
+) -> dict[str, Outcome]:
+    """The outcome of each job of `jobs`.
+
+    `settled_check=False` sends every job through the reconciler: slower, and the same outcomes (the
+    tests hold the settled check to that).
+    """
+    table, groups, scanner = run.table, run.groups, run.scanner
+    facts = _row_facts(table, groups, jobs) if table is not None else {}
+    outcomes: dict[str, Outcome] = {}
+    pending: dict[str, Listing] = {}
+    for done, job_id in enumerate(jobs, 1):
+        fact = facts.get(job_id)
+        folder_rel = scanner.folder_rel(job_id)
+        named = name_in_folder(fact.gen_object_path, folder_rel) if fact is not None else None
+        listing = scanner.listing(job_id, also=() if named is None else (named,))
+        markers = scanner.markers(job_id)
+        if settled_check and fact is not None and is_settled(
+            fact,
+            markers,
+            scanner.marker_at(job_id, "inprogress"),
+            listing,
+            folder_rel,
+            run.options.rules,
+            run.now,
+        ):
+            outcomes[job_id] = _SETTLED[fact.status]
+        else:
+            pending[job_id] = listing
+            if len(pending) >= _BATCH:
+                outcomes.update(_reconciled_batch(run, pending))
+                pending.clear()
+        if progress is not None and (done % 1000 == 0 or done == len(jobs)):
+            progress(done, len(jobs))
+    outcomes.update(_reconciled_batch(run, pending))
+    return outcomes
+
+
+def _row_facts(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> dict[str, RowFacts]:
+    """The cells the settled check looks at, for each job of `jobs` that has exactly one row."""
+    single = [j for j in jobs if len(groups.get(j, ())) == 1]
+    indices = [groups[j][0] for j in single]
+    if not indices:
+        return {}
+    cells = table.columns(indices, ("status", *_RECORDED_PATHS, *_TIME_COLUMNS, "error_msg")).values()
+    # A backslash in a path cell: the few records holding one at all are looked at closely.
+    data, starts, ends = table.data, table.starts, table.ends
+    suspects = [i for i in indices if data.find(b"\\", starts[i], ends[i]) >= 0]
+    paths = table.columns(suspects, PATH_COLUMNS).values()
+    backslashed = {i for i, *cells_of_row in zip(suspects, *paths) if any("\\" in cell for cell in cells_of_row)}
+    return {
+        job_id: RowFacts(
+            status=status,
+            gen_object_path=gen_object,
+            previews=(p1, p2, p3),
+            has_start=bool(start),
+            has_end=bool(end),
+            has_duration=bool(duration),
+            error_msg=error,
+            has_backslash=i in backslashed,
+        )
+        for job_id, i, status, gen_object, p1, p2, p3, start, end, duration, error in zip(single, indices, *cells)
+    }
+
+
+def _rows_of(table: CsvTable | None, groups: Mapping[str, list[int]], jobs: Iterable[str]) -> dict[str, list[GenerationRow]]:
+    if table is None:
+        return {}
+    wanted = [j for j in jobs if j in groups]
+    indices = [i for j in wanted for i in groups[j]]
+    rows = {i: GenerationRow.from_cells(cells, table.lines[i]) for i, cells in zip(indices, table.rows(indices))}
+    return {j: [rows[i] for i in groups[j]] for j in wanted}
+
+
+def _reconciled_batch(run: RunContext, listings: Mapping[str, Listing]) -> dict[str, Outcome]:
+    rows = _rows_of(run.table, run.groups, listings)
+    jobs_to_insert = run.manifest.jobs(j for j in listings if j not in rows)
+    columns = table_columns(run.table)
+    return {
+        job_id: _reconciled(run, rows.get(job_id, []), jobs_to_insert.get(job_id), listing, job_id, columns)
+        for job_id, listing in listings.items()
+    }
+
+
+def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
+    """What the job's rows record, for the scan to check; a merged row takes each time from whichever row has one."""
+    if not rows:
+        return Recorded()
+    winner = merge_winner(rows)
+    return Recorded(
+        paths=tuple(dict.fromkeys(p for r in rows for c in _RECORDED_PATHS if (p := getattr(r, c)))),
+        previews=(winner.preview_1_path, winner.preview_2_path, winner.preview_3_path),
+        gen_object=winner.gen_object_path,
+        times_known=any(r.generation_start for r in rows) and any(r.generation_end for r in rows),
+    )
+
+
+def _reconciled(
+    run: RunContext, group: Sequence[GenerationRow], job: Job | None, listing: Listing, job_id: str, columns: Sequence[str]
+) -> Outcome:
+    """One job through the reconciler (its duplicate rows merged first)."""
+    evidence = run.scanner.evidence(job_id, _recorded(group), listing)
+    conflicts: tuple[Conflict, ...] = ()
+    first = group[0] if group else None
+    row = first
+    if len(group) > 1:
+        row, merge = merge_duplicates(group, evidence.existing_paths)
+        conflicts = (merge,)
+    options = run.options
+    decision = reconcile(row, job, evidence, options.rules, run.now, options.run_id, job_id)
+    text: tuple[str, ...] | None = None
+    if first is None or len(group) > 1:
+        cells = decision.row.to_cells()
+        text = tuple(cells.get(c, "") for c in columns)
+    elif decision.row is not first:  # reconcile returns an untouched row as it is
+        cells = {**first.source, **decision.row.changed_cells(first)}
+        text = tuple(cells.get(c, "") for c in columns)
+    if text is not None and first is not None and text == tuple(first.source.get(c, "") for c in columns):
+        text = None  # the same text: the first row stays byte for byte
+    return Outcome(
+        after=decision.row.status.value,
+        text=text,
+        conflicts=conflicts + decision.conflicts,
+        marker_mismatch_fixed=decision.marker_mismatch_fixed,
+        downgraded=decision.downgraded,
+        missing_output=decision.missing_output,
+        invalid_previews=len(evidence.invalid_previews),
+    )

@@ -1,0 +1,134 @@
+"""The edit a run's outcomes make to the table, and its counters: a pure function of the table's layout."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Container, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import pandas as pd
+
+from archi3d.consolidation.deciding import Outcome, table_columns
+from archi3d.consolidation.summary import Counts
+from archi3d.csvtable import CsvTable, encode_row
+from archi3d.errors import Problem, TableError
+from archi3d.reconcile import Conflict
+from archi3d.schema import GENERATIONS_SCHEMA, check_frame
+
+__all__ = ["Plan", "check_written", "plan_edit", "status_histogram"]
+
+_CHECKED_AT_ONCE = 10_000
+
+
+@attrs.frozen
+class Plan:
+    """The rows to replace (b"" removes one) and append, the columns added at the tail, and what was counted."""
+
+    replaced: dict[int, bytes]
+    appended: list[bytes]
+    added_columns: list[str]
+    header: list[str]
+    written: list[tuple[str, ...]]
+    """The text of every row written, in `header` order."""
+    written_lines: list[int]
+    """The line each written row will stand on."""
+    counts: Counts
+    conflicts: list[Conflict]
+    before: Counter[str]
+    after: Counter[str]
+
+    @property
+    def changes_the_table(self) -> bool:
+        return bool(self.replaced or self.appended)
+
+
+def status_histogram(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> Counter[str]:
+    """How many rows of these jobs hold each status."""
+    return Counter(table.columns([i for job_id in jobs for i in groups.get(job_id, ())], ("status",))["status"])
+
+
+def plan_edit(
+    table: CsvTable,
+    groups: Mapping[str, list[int]],
+    jobs: Sequence[str],
+    outcomes: Mapping[str, Outcome],
+    manifest_jobs: Container[str],
+    orphans: Sequence[str],
+    before: Counter[str],
+) -> Plan:
+    """The rows to replace, remove and append, and the counters, for these outcomes against `table`.
+
+    Only the table's layout is read (its cells may be gone); `before` is the jobs' status histogram.
+    """
+    columns = table_columns(table)
+    decided = [outcomes[job_id] for job_id in jobs]
+    rows = [groups.get(job_id, ()) for job_id in jobs]
+    changed = [o.text for o in decided if o.text is not None]
+    # A known column the file lacks is added (at the tail) only when some row has a value for it.
+    width = len(table.header)
+    kept = [*range(width), *(i for i in range(width, len(columns)) if any(text[i] for text in changed))]
+    header = [columns[i] for i in kept]
+    conflicts: list[Conflict] = []
+    replaced: dict[int, bytes] = {}
+    appended: list[bytes] = []
+    written: list[tuple[str, ...]] = []
+    written_lines: list[int] = []
+    updated = marker_fixes = downgrades = missing = invalid = 0
+    next_line = (table.lines[-1] + 1) if len(table) else 2
+    for outcome, indices in zip(decided, rows):
+        if outcome.text is None and len(indices) < 2 and outcome.is_quiet:
+            continue  # most jobs of a consolidated run: nothing to write or count
+        conflicts.extend(outcome.conflicts)
+        marker_fixes += outcome.marker_mismatch_fixed
+        downgrades += outcome.downgraded
+        missing += outcome.missing_output
+        invalid += outcome.invalid_previews
+        for other in indices[1:]:
+            replaced[other] = b""
+        if outcome.text is None:
+            continue
+        text = outcome.text if len(kept) == len(columns) else tuple(outcome.text[i] for i in kept)
+        written.append(text)
+        if indices:
+            replaced[indices[0]] = encode_row(text, table.newline)
+            written_lines.append(table.lines[indices[0]])
+            updated += 1
+        else:
+            appended.append(encode_row(text, table.newline))
+            written_lines.append(next_line)
+            next_line += 1
+    conflicts.extend(
+        Conflict(job_id, "orphan", "outputs or markers of a job in neither the CSV nor the manifest", resolved=False)
+        for job_id in orphans
+    )
+    counts = Counts(
+        considered=sum(map(len, rows)) + sum(not indices for indices in rows),
+        upsert_inserted=len(appended),
+        upsert_updated=updated,
+        unchanged=len(jobs) - len(changed),
+        duplicate_rows_merged=sum(len(indices) - 1 for indices in rows if len(indices) > 1),
+        conflicts_resolved=sum(c.resolved for c in conflicts),
+        marker_mismatches_fixed=marker_fixes,
+        downgraded_missing_output=downgrades,
+        missing_outputs=missing,
+        invalid_previews=invalid,
+        not_in_manifest=sum(1 for job_id in jobs if job_id in groups and job_id not in manifest_jobs),
+        orphans=len(orphans),
+    )
+    after = Counter(outcome.after for outcome in decided)
+    return Plan(replaced, appended, header[width:], header, written, written_lines, counts, conflicts, before, after)
+
+
+def check_written(plan: Plan, path: Path) -> None:
+    """Validate the rows the plan writes (every other row was validated as read), a slice at a time."""
+    problems: list[Problem] = []
+    for at in range(0, len(plan.written), _CHECKED_AT_ONCE):
+        columns = zip(*plan.written[at : at + _CHECKED_AT_ONCE])
+        frame = pd.DataFrame({name: pd.Series(values, dtype="str") for name, values in zip(plan.header, columns)})
+        try:
+            check_frame(frame, GENERATIONS_SCHEMA, str(path), plan.written_lines[at : at + _CHECKED_AT_ONCE])
+        except TableError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise TableError(problems)

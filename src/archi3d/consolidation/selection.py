@@ -1,0 +1,54 @@
+"""Which jobs of the table and the manifest a consolidate run considers, and their rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from archi3d.consolidation.options import ConsolidateOptions
+from archi3d.csvtable import CsvTable
+from archi3d.manifest import Manifest
+from archi3d.model import Status
+from archi3d.scan import RunScanner
+
+__all__ = ["job_rows", "orphans", "select_jobs"]
+
+
+def job_rows(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
+    """Row indices of each job of the run, jobs in file order."""
+    groups: dict[str, list[int]] = {}
+    if table is None or not len(table):
+        return groups
+    hits = table.rows_where("run_id", run_id)
+    for index, job_id in zip(hits, table.columns(hits, ("job_id",))["job_id"]):
+        groups.setdefault(job_id, []).append(index)
+    return groups
+
+
+def select_jobs(
+    groups: Mapping[str, list[int]], table: CsvTable, manifest: Manifest, options: ConsolidateOptions
+) -> list[str]:
+    """Jobs considered: CSV jobs in file order, then manifest-only ones; --only-status and --max-rows.
+
+    A duplicate group is selected whole if any of its rows is; a manifest-only job counts as enqueued.
+    """
+    wanted = None if options.only_status is None else {s.value for s in options.only_status}
+    statuses = table.column("status") if wanted is not None else []
+    chosen = [j for j, rows in groups.items() if wanted is None or any(statuses[i] in wanted for i in rows)]
+    if wanted is None or Status.ENQUEUED.value in wanted:
+        chosen += [j for j in manifest if j not in groups]
+    return chosen if options.max_rows is None else chosen[: max(options.max_rows, 0)]
+
+
+def orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int]], manifest: Manifest) -> tuple[str, ...]:
+    """Jobs with outputs or markers that neither the CSV nor the manifest knows.
+
+    Folders that the run's rows point into (old layouts: outputs/<algo>/) are not orphans.
+    """
+    unknown = scanner.job_ids_on_disk() - groups.keys() - manifest.job_ids
+    if unknown:
+        indices = [i for rows in groups.values() for i in rows]
+        unknown -= table.folders_under(
+            indices, ("gen_object_path", "preview_1_path", "preview_2_path", "preview_3_path"),
+            f"runs/{scanner.run_id}/outputs/",
+        )  # fmt: skip
+    return tuple(sorted(unknown))

@@ -1,0 +1,138 @@
+"""consolidate(): read the table and the run's evidence, decide every job, write the edit, log the summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import attrs
+
+from archi3d.atomic import append_log_record
+from archi3d.columns import GENERATIONS_COLUMNS
+from archi3d.consolidation.deciding import RunContext
+from archi3d.consolidation.options import ConsolidateOptions
+from archi3d.consolidation.parallel import decide_all
+from archi3d.consolidation.plan import Plan, check_written, plan_edit, status_histogram
+from archi3d.consolidation.selection import job_rows, orphans, select_jobs
+from archi3d.consolidation.summary import Summary
+from archi3d.consolidation.write import write_plan
+from archi3d.csvtable import CsvTable, read_csv_table, release_unused_memory
+from archi3d.errors import Archi3dError, InputError, StrictConflictError, UnknownRunError, WriteFailedError
+from archi3d.formats import UTC
+from archi3d.manifest import Manifest
+from archi3d.paths import PathResolver, validate_id
+from archi3d.scan import Progress, RunScanner
+from archi3d.schema import validate_generations
+
+__all__ = ["consolidate"]
+
+
+def consolidate(
+    workspace: str | os.PathLike[str] | PathResolver | None,
+    options: ConsolidateOptions,
+    *,
+    now: dt.datetime | None = None,
+    progress: Progress | None = None,
+) -> Summary:
+    """Reconcile one run's on-disk evidence with tables/generations.csv; returns the summary record.
+
+    `now` decides which heartbeats are stale (default: the clock); `progress(done, total)` is called
+    as jobs are decided. Raises InputError (bad input, exit 2), StrictConflictError (exit 1),
+    LockTimeoutError, ReplaceRefusedError or WriteFailedError (exit 3).
+    """
+    try:
+        return _consolidate(workspace, options, now or dt.datetime.now(UTC), progress)
+    except Archi3dError:
+        raise
+    except OSError as error:  # e.g. a file that cannot be read: bad input, never a traceback
+        raise InputError(f"{error.filename or 'workspace'}: {error.strerror or error}") from error
+
+
+def _consolidate(
+    workspace: str | os.PathLike[str] | PathResolver | None,
+    options: ConsolidateOptions,
+    now: dt.datetime,
+    progress: Progress | None,
+) -> Summary:
+    started = time.monotonic()
+    resolver = workspace if isinstance(workspace, PathResolver) else PathResolver(workspace)
+    run_id = validate_id(options.run_id, "run_id")
+    resolver.check_layout(run_id)
+    log_path = resolver.metrics_log_path()
+    if os.path.lexists(log_path) and not log_path.is_file():
+        raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
+    csv_path = resolver.generations_csv_path()
+    with ThreadPoolExecutor(1) as beside:
+        # Parsing the table leaves the GIL to arrow's threads: the manifest and the listings are read meanwhile.
+        inputs = beside.submit(lambda: (Manifest.read(resolver, run_id), RunScanner(resolver, run_id)))
+        table = read_csv_table(csv_path) if csv_path.exists() else None  # validated below, while jobs are decided
+        manifest, scanner = inputs.result()
+    groups = job_rows(table, run_id)
+    if not resolver.run_root(run_id).is_dir():
+        _refuse_unknown_run(resolver, table, sum(map(len, groups.values())), run_id)
+    base = table if table is not None else CsvTable.empty(csv_path, GENERATIONS_COLUMNS)
+    jobs = select_jobs(groups, base, manifest, options)
+    run = RunContext(table, groups, manifest, scanner, options, now)
+
+    def validate_and_find_orphans() -> tuple[str, ...]:
+        if table is not None:
+            validate_generations(table)
+        return orphans(scanner, base, groups, manifest)
+
+    outcomes, found_orphans = decide_all(run, jobs, validate_and_find_orphans, progress)
+    before = status_histogram(base, groups, jobs)
+    # From here on the table's bytes and layout are enough (a re-plan reads the file afresh): its cells go.
+    base = base.without_cells()
+    run = attrs.evolve(run, table=base if table is not None else None)
+    del table
+    release_unused_memory()
+    plan = plan_edit(base, groups, jobs, outcomes, manifest, found_orphans, before)
+    check_written(plan, csv_path)
+    written = False
+    if options.strict and plan.conflicts:
+        result = _summary(options, plan, written, now, started)
+        append_log_record(log_path, result.to_record())
+        raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
+    if not options.dry_run and plan.changes_the_table:
+        plan, written = write_plan(resolver, run, plan, jobs, outcomes, found_orphans)
+    result = _summary(options, plan, written, now, started)
+    try:
+        append_log_record(log_path, result.to_record())
+    except WriteFailedError as error:
+        if not written:
+            raise
+        raise WriteFailedError(
+            f"{csv_path} was written ({result.upsert_inserted} rows inserted, {result.upsert_updated} updated),"
+            f" but its summary record was not: {error}",
+            error,
+        ) from error
+    return result
+
+
+def _refuse_unknown_run(resolver: PathResolver, table: CsvTable | None, rows: int, run_id: str) -> None:
+    csv_path = resolver.generations_csv_path()
+    if table is not None:
+        validate_generations(table)  # a broken table is the first thing to tell
+    if rows:
+        raise UnknownRunError(
+            f"{resolver.run_root(run_id)}: folder missing while {csv_path} has {rows} rows of run {run_id!r};"
+            " with no evidence at all every completed job would be downgraded. Nothing was changed."
+        )
+    raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
+
+
+def _summary(options: ConsolidateOptions, plan: Plan, written: bool, now: dt.datetime, started: float) -> Summary:
+    return Summary(
+        **attrs.asdict(plan.counts),
+        run_id=options.run_id,
+        dry_run=options.dry_run,
+        strict=options.strict,
+        written=written,
+        status_histogram_before=dict(sorted(plan.before.items())),
+        status_histogram_after=dict(sorted(plan.after.items())),
+        conflicts=tuple(plan.conflicts),
+        timestamp=now.isoformat(),
+        elapsed_s=round(time.monotonic() - started, 3),
+    )

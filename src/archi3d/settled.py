@@ -1,0 +1,80 @@
+"""The settled check: a job whose one row the reconciler is sure to leave as it is, told from a few of its
+cells and the listings, by the same rules (archi3d.rules) the reconciler applies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+from archi3d.listing import Chosen, Listing, choose_object, name_in_folder
+from archi3d.model import Status
+from archi3d.rules import DOWNGRADED, Options, Signals, judge, takes_error_text, times_settled
+
+__all__ = ["RowFacts", "is_settled"]
+
+
+class RowFacts(NamedTuple):
+    """The cells of a job's one row that the rules act on, as text."""
+
+    status: str
+    gen_object_path: str
+    previews: tuple[str, str, str]
+    has_start: bool
+    has_end: bool
+    has_duration: bool
+    error_msg: str
+    has_backslash: bool
+    """In any *_path cell (the reconciler rewrites those as POSIX paths)."""
+
+
+def is_settled(
+    facts: RowFacts,
+    markers: frozenset[str],
+    inprogress_at: dt.datetime | None,
+    listing: Listing,
+    folder_rel: str,
+    options: Options,
+    now: dt.datetime,
+) -> bool:
+    """True only when reconcile would return this row unchanged, with no conflict and nothing to count.
+
+    `markers` are the kinds of the job's state files, `inprogress_at` the time of its .inprogress
+    marker (when it has one), `listing` its outputs folder (`folder_rel`). False means "not sure": a
+    path outside the job's folder, or a file the listing did not stat, is left to the reconciler.
+    """
+    if facts.has_backslash or listing.mismatch is not None:
+        return False
+    named = None
+    if facts.gen_object_path:
+        name = name_in_folder(facts.gen_object_path, folder_rel)
+        if name is None or name not in listing.stated:
+            return False
+        entry = listing.stated[name]
+        named = None if entry is None else Chosen(facts.gen_object_path, entry)
+    chosen, candidates = choose_object(folder_rel, listing, named)
+    status = Status(facts.status)
+    signals = Signals(
+        csv=status,
+        markers=markers,
+        has_object=chosen is not None,
+        several_objects=bool(candidates),
+        downgraded=DOWNGRADED in facts.error_msg,
+        inprogress_at=inprogress_at,
+    )
+    judged = judge(signals, options, now)
+    if judged.status is not status or judged.conflicts:
+        return False
+    if not times_settled(status, facts.has_start, facts.has_end, facts.has_duration):
+        return False
+    if takes_error_text(status, facts.error_msg) and "error.txt" in markers:
+        return False
+    if chosen is not None and chosen.path != facts.gen_object_path:
+        return False
+    for slot, recorded in enumerate(facts.previews, 1):
+        if recorded:
+            name = name_in_folder(recorded, folder_rel)
+            if name is None or not listing.is_regular(name):
+                return False
+        elif f"preview_{slot}.png" in listing.kinds:  # a preview to record, or an invalid one to count
+            return False
+    return True
