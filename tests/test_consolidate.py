@@ -15,7 +15,7 @@ from archi3d.columns import GENERATIONS_COLUMNS
 from archi3d import Summary
 from archi3d.errors import InputError, InvalidIdError, StrictConflictError, TableError, UnknownRunError
 from archi3d.model import Status
-from archi3d.reconcile import DOWNGRADE_MESSAGE, StalePolicy
+from archi3d.rules import DOWNGRADE_MESSAGE, StalePolicy
 from workspace_builder import (
     BOM,
     NOW,

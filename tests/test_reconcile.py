@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.merge import merge_duplicates
 from archi3d.model import Evidence, GenerationRow, Job, LogEvent, Status, TimeEvidence
-from archi3d.reconcile import DOWNGRADE_MESSAGE, Decision, Options, StalePolicy, reconcile
+from archi3d.reconcile import Decision, reconcile
+from archi3d.rules import DOWNGRADE_MESSAGE, Options, StalePolicy
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

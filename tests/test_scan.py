@@ -115,12 +115,12 @@ def test_a_listing_stats_objects_and_links_and_keeps_links_inside_the_folder(tmp
     (tmp_path / "elsewhere.glb").write_bytes(b"glTF")
     (folder / "outside.glb").symlink_to(tmp_path / "elsewhere.glb")
     (folder / "sub").mkdir()
-    listing = list_job_folder(str(folder), "runs/r1/outputs/j1", RUN, "j1", also=("preview_1.png",))
+    listing = list_job_folder(str(folder), "runs/r1/outputs/j1", RUN, "j1")
     assert listing is not None
     assert listing.kinds == {
         "generated.glb": True, "preview_1.png": True, "inside.glb": None, "outside.glb": None, "sub": False
     }  # fmt: skip
-    assert set(listing.stated) == {"generated.glb", "preview_1.png", "inside.glb", "outside.glb"}
+    assert set(listing.stated) == {"generated.glb", "inside.glb", "outside.glb"}  # objects and links only
     assert listing.stated["inside.glb"] == FileEntry(16, (folder / "generated.glb").stat().st_mtime, True)
     assert listing.stated["outside.glb"] is None  # a link out of the job's folder is no evidence
     assert listing.is_regular("preview_1.png") and listing.is_regular("inside.glb")

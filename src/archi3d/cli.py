@@ -119,7 +119,10 @@ def consolidate(
         typer.Option("--stale-policy", help="What a stale heartbeat with nothing terminal becomes."),
     ] = StalePolicyChoice.requeue,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", metavar="S", min=0, help="Seconds to wait for the table lock.")
+        float,
+        typer.Option(
+            "--lock-timeout", metavar="S", min=0, help="Seconds to wait for the table lock (and for a refused replace)."
+        ),
     ] = 30.0,
     workers: Annotated[
         Optional[int],

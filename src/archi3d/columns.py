@@ -12,9 +12,17 @@ __all__ = [
     "TIMESTAMP_COLUMNS",
 ]
 
-_SOURCE_IMAGES = tuple(f"source_image_{n}_path" for n in range(1, 7))
-_USED_IMAGES = tuple(f"used_image_{n}_path" for n in range(1, 7))
-_PREVIEWS = tuple(f"preview_{n}_path" for n in range(1, 4))
+# Written out, as DESIGN.md lists them: names written in the source are the very strings the row
+# class's parameters are, so a keyword argument finds its parameter at once.
+_SOURCE_IMAGES = (
+    "source_image_1_path", "source_image_2_path", "source_image_3_path",
+    "source_image_4_path", "source_image_5_path", "source_image_6_path",
+)  # fmt: skip
+_USED_IMAGES = (
+    "used_image_1_path", "used_image_2_path", "used_image_3_path",
+    "used_image_4_path", "used_image_5_path", "used_image_6_path",
+)  # fmt: skip
+_PREVIEWS = ("preview_1_path", "preview_2_path", "preview_3_path")
 
 GENERATIONS_COLUMNS: tuple[str, ...] = (
     "product_id", "variant", "manufacturer", "product_name",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import attrs
@@ -24,7 +24,7 @@ class FileEntry(NamedTuple):
     is_file: bool
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Listing:
     """One listing of a job's outputs folder.
 
@@ -34,8 +34,8 @@ class Listing:
     kinds: Mapping[str, bool | None] = attrs.field(factory=dict)
     """Every name: True for a regular file, False for anything else, None for a symbolic link."""
     stated: Mapping[str, FileEntry | None] = attrs.field(factory=dict)
-    """The names stat-ed when listed (every *.glb, every link, and those asked for); None: it could not
-    be, or it is a link that leads out of the folder."""
+    """The names stat-ed when listed (every *.glb and every link); None: it could not be, or it is a
+    link that leads out of the folder."""
     mismatch: str | None = None
     """What metadata.json says that rules the folder out."""
 
@@ -75,15 +75,15 @@ def choose_object(folder_rel: str, listing: Listing, named: Chosen | None) -> tu
     generated = listing.stated.get("generated.glb")
     if generated is not None and _usable(generated):
         return Chosen(f"{folder_rel}/generated.glb", generated), ()
-    glbs = sorted(
+    glbs = [
         (entry.mtime, f"{folder_rel}/{name}", entry)
         for name, entry in listing.stated.items()
         if entry is not None and name.lower().endswith(".glb") and _usable(entry)
-    )
+    ]
     if not glbs:
         return None, ()
-    _, path, entry = glbs[-1]
-    return Chosen(path, entry), (tuple(rel for _, rel, _ in glbs) if len(glbs) > 1 else ())
+    _, path, entry = max(glbs)
+    return Chosen(path, entry), (tuple(rel for _, rel, _ in sorted(glbs)) if len(glbs) > 1 else ())
 
 
 def stat_entry(path: str, inside: str | None = None) -> FileEntry | None:
@@ -97,9 +97,7 @@ def stat_entry(path: str, inside: str | None = None) -> FileEntry | None:
     return FileEntry(st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode))
 
 
-def list_job_folder(
-    path: str, folder_rel: str, run_id: str, job_id: str, also: Iterable[str] = ()
-) -> Listing | None:
+def list_job_folder(path: str, folder_rel: str, run_id: str, job_id: str) -> Listing | None:
     """The listing of the folder at `path`; None when there is no folder. OSError when it cannot be read."""
     try:
         with os.scandir(path) as entries:
@@ -107,17 +105,17 @@ def list_job_folder(
     except (FileNotFoundError, NotADirectoryError):
         return None
     if "metadata.json" in kinds:
-        mismatch = _metadata_mismatch(os.path.join(path, "metadata.json"), run_id, job_id, folder_rel)
+        mismatch = _metadata_mismatch(f"{path}{os.sep}metadata.json", run_id, job_id, folder_rel)
         if mismatch is not None:
             return Listing(mismatch=mismatch)
     real = None
     stated: dict[str, FileEntry | None] = {}
-    for name in {*(n for n in kinds if n.lower().endswith(".glb") or kinds[n] is None), *(n for n in also if n in kinds)}:
-        link = kinds[name] is None
-        if link and real is None:
-            real = os.path.realpath(path)
-        # A link counts only if it resolves inside the job's own folder (wherever that folder really is).
-        stated[name] = stat_entry(os.path.join(path, name), real if link else None)
+    for name, kind in kinds.items():
+        if kind is None:  # a link counts only if it resolves inside the job's own folder, wherever that really is
+            real = real or os.path.realpath(path)
+            stated[name] = stat_entry(f"{path}{os.sep}{name}", real)
+        elif name.lower().endswith(".glb"):
+            stated[name] = stat_entry(f"{path}{os.sep}{name}")
     return Listing(kinds, stated)
 
 

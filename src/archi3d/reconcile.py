@@ -18,17 +18,16 @@ from archi3d.rules import (
     Options,
     Rule,
     Signals,
-    StalePolicy,
     is_fresh,
     judge,
     takes_error_text,
     times_settled,
 )
 
-__all__ = ["DOWNGRADE_MESSAGE", "Conflict", "Decision", "Options", "StalePolicy", "reconcile", "signals_of"]
+__all__ = ["Conflict", "Decision", "reconcile", "signals_of"]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Conflict:
     """Evidence that disagrees with itself or with the CSV; `resolved` when a rule settled it."""
 
@@ -41,7 +40,7 @@ class Conflict:
         return {"job_id": self.job_id, "kind": self.kind, "detail": self.detail}
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Decision:
     """The reconciled row of one job and what was found on the way."""
 

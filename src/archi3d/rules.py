@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import NamedTuple
 
 import attrs
 
@@ -59,8 +60,7 @@ class Rule(enum.Enum):
         return self in (Rule.COMPLETED, Rule.FAILED, Rule.FRESH_HEARTBEAT, Rule.STALE_HEARTBEAT)
 
 
-@attrs.frozen
-class Signals:
+class Signals(NamedTuple):
     """What the status rules look at: the row's status and what the job's markers and folder show."""
 
     csv: Status
@@ -74,8 +74,7 @@ class Signals:
     inprogress_at: dt.datetime | None = None
 
 
-@attrs.frozen
-class Judgement:
+class Judgement(NamedTuple):
     """The status the rules give a job, the rule that gave it, and the kinds of conflict found on the way."""
 
     status: Status
@@ -97,17 +96,17 @@ def judge(signals: Signals, options: Options, now: dt.datetime) -> Judgement:
     """
     csv, markers, has_object = signals.csv, signals.markers, signals.has_object
     inprogress, completed, failed = "inprogress" in markers, "completed" in markers, "failed" in markers
-    found = [
-        kind
-        for kind, present in (
-            ("rerun_beside_completed", csv is Status.COMPLETED and has_object and inprogress),
-            ("completed_and_failed_markers", completed and failed),
-            ("completed_without_object", completed and not has_object),
-            ("several_objects", signals.several_objects),
-            ("metadata_mismatch", signals.metadata_mismatch),
-        )
-        if present
-    ]
+    found = []
+    if csv is Status.COMPLETED and has_object and inprogress:
+        found.append("rerun_beside_completed")
+    if completed and failed:
+        found.append("completed_and_failed_markers")
+    if completed and not has_object:
+        found.append("completed_without_object")
+    if signals.several_objects:
+        found.append("several_objects")
+    if signals.metadata_mismatch:
+        found.append("metadata_mismatch")
     if csv is Status.COMPLETED and not has_object:
         return Judgement(Status.FAILED, Rule.DOWNGRADE, tuple(found))
     if completed and has_object:

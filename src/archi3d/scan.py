@@ -25,7 +25,7 @@ _NO_MARKERS: frozenset[str] = frozenset()
 _NO_FOLDER = Listing()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Recorded:
     """What a job's CSV row(s) record, which the scan checks against the disk."""
 
@@ -65,11 +65,16 @@ def _markers_by_job(names: Iterable[str]) -> dict[str, frozenset[str]]:
     return {job_id: shared.setdefault(kinds := frozenset(found_kinds), kinds) for job_id, found_kinds in found.items()}
 
 
-def _entry_in(listing: Listing, folder: str, name: str) -> FileEntry | None:
-    """A listed file's entry: as stat-ed when listed, else stat-ed now (links always were, when listed)."""
-    if name in listing.stated:
-        return listing.stated[name]
-    return stat_entry(os.path.join(folder, name)) if name in listing.kinds else None
+def _entries(listing: Listing, folder: str) -> Callable[[str], FileEntry | None]:
+    """The entry of a name in the listed folder, each name stat-ed at most once (links and *.glb were, when listed)."""
+    known = dict(listing.stated)
+
+    def entry(name: str) -> FileEntry | None:
+        if name not in known:
+            known[name] = stat_entry(f"{folder}{os.sep}{name}") if name in listing.kinds else None
+        return known[name]
+
+    return entry
 
 
 class RunScanner:
@@ -112,13 +117,13 @@ class RunScanner:
     def folder_rel(self, job_id: str) -> str:
         return f"{self._rel_outputs}/{job_id}"
 
-    def listing(self, job_id: str, also: Iterable[str] = ()) -> Listing:
-        """One listing of the job's outputs folder (`also`: names to stat besides the *.glb files and links)."""
+    def listing(self, job_id: str) -> Listing:
+        """One listing of the job's outputs folder."""
         if job_id not in self.output_folders:
             return _NO_FOLDER
         path = f"{self._outputs}{os.sep}{job_id}"
         try:
-            listing = list_job_folder(path, self.folder_rel(job_id), self.run_id, job_id, also)
+            listing = list_job_folder(path, self.folder_rel(job_id), self.run_id, job_id)
         except OSError as error:
             # An unreadable folder is no evidence of a missing object: refuse rather than downgrade.
             raise _unreadable(path, error) from None
@@ -137,11 +142,12 @@ class RunScanner:
         kinds = self.markers(job_id)
         folder_rel = self.folder_rel(job_id)
         folder = f"{self._outputs}{os.sep}{job_id}"
+        entry_of = _entries(listing, folder)
 
         def lookup(rel: str) -> FileEntry | None:
             posix = to_posix(rel)
             name = name_in_folder(posix, folder_rel)
-            return self._stat_outside_folder(posix) if name is None else _entry_in(listing, folder, name)
+            return self._stat_outside_folder(posix) if name is None else entry_of(name)
 
         existing = frozenset(
             to_posix(p) for p in {*recorded.paths, *recorded.previews} if p and (e := lookup(p)) is not None and e.is_file
@@ -156,11 +162,11 @@ class RunScanner:
             if recorded_preview and to_posix(recorded_preview) in existing:
                 continue
             name = f"preview_{slot + 1}.png"
-            entry = _entry_in(listing, folder, name)
+            entry = entry_of(name)
             if entry is None:
                 continue
             rel = f"{folder_rel}/{name}"
-            if entry.is_file and entry.size >= len(PNG_SIGNATURE) and is_png(os.path.join(folder, name)):
+            if entry.is_file and entry.size >= len(PNG_SIGNATURE) and is_png(f"{folder}{os.sep}{name}"):
                 previews[slot] = rel
             else:
                 invalid.append(rel)
@@ -178,12 +184,14 @@ class RunScanner:
             existing_paths=existing,
             error_text=read_error_text(f"{self._state}{os.sep}{job_id}.error.txt") if "error.txt" in kinds else None,
             metadata_mismatch=listing.mismatch,
-            times=None if recorded.times_known else self._times(job_id, folder, listing, chosen),
+            times=None if recorded.times_known else self._times(job_id, listing, entry_of, chosen),
         )
 
-    def _times(self, job_id: str, folder: str, listing: Listing, chosen: Chosen | None) -> TimeEvidence:
+    def _times(
+        self, job_id: str, listing: Listing, entry_of: Callable[[str], FileEntry | None], chosen: Chosen | None
+    ) -> TimeEvidence:
         """When the job ran, by its worker.log event and its files' times."""
-        entries = (_entry_in(listing, folder, name) for name in listing.kinds)
+        entries = (entry_of(name) for name in listing.kinds)
         earliest = min((entry.mtime for entry in entries if entry is not None and entry.is_file), default=None)
         return TimeEvidence(
             log_event=self.worker_log.event(job_id),

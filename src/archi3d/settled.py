@@ -13,6 +13,9 @@ from archi3d.rules import DOWNGRADED, Options, Signals, judge, takes_error_text,
 __all__ = ["RowFacts", "is_settled"]
 
 
+_STATUSES = {status.value: status for status in Status}
+
+
 class RowFacts(NamedTuple):
     """The cells of a job's one row that the rules act on, as text."""
 
@@ -52,7 +55,7 @@ def is_settled(
         entry = listing.stated[name]
         named = None if entry is None else Chosen(facts.gen_object_path, entry)
     chosen, candidates = choose_object(folder_rel, listing, named)
-    status = Status(facts.status)
+    status = _STATUSES[facts.status]
     signals = Signals(
         csv=status,
         markers=markers,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 
 import attrs
 
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.csvtable import CsvTable
-from archi3d.listing import Listing, name_in_folder
+from archi3d.listing import Listing
 from archi3d.manifest import Manifest
 from archi3d.merge import merge_duplicates, merge_winner
 from archi3d.model import GenerationRow, Job, Status
@@ -26,7 +27,7 @@ _RECORDED_PATHS = ("gen_object_path", *PREVIEW_COLUMNS)
 _TIME_COLUMNS = ("generation_start", "generation_end", "generation_duration_s")
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Outcome:
     """What consolidate decided for one job, in plain values (another process may have decided it)."""
 
@@ -79,24 +80,17 @@ def decide(
     `settled_check=False` sends every job through the reconciler: slower, and the same outcomes (the
     tests hold the settled check to that).
     """
-    table, groups, scanner = run.table, run.groups, run.scanner
+    table, groups, scanner, rules = run.table, run.groups, run.scanner, run.options.rules
     facts = _row_facts(table, groups, jobs) if table is not None else {}
     outcomes: dict[str, Outcome] = {}
     pending: dict[str, Listing] = {}
     for done, job_id in enumerate(jobs, 1):
         fact = facts.get(job_id)
-        folder_rel = scanner.folder_rel(job_id)
-        named = name_in_folder(fact.gen_object_path, folder_rel) if fact is not None else None
-        listing = scanner.listing(job_id, also=() if named is None else (named,))
+        listing = scanner.listing(job_id)
         markers = scanner.markers(job_id)
+        heartbeat = scanner.marker_at(job_id, "inprogress") if "inprogress" in markers else None
         if settled_check and fact is not None and is_settled(
-            fact,
-            markers,
-            scanner.marker_at(job_id, "inprogress"),
-            listing,
-            folder_rel,
-            run.options.rules,
-            run.now,
+            fact, markers, heartbeat, listing, scanner.folder_rel(job_id), rules, run.now
         ):
             outcomes[job_id] = _SETTLED[fact.status]
         else:
@@ -169,6 +163,10 @@ def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
     )
 
 
+def _in_order(cells: Mapping[str, str], columns: Sequence[str]) -> tuple[str, ...]:
+    return tuple(map(cells.get, columns, repeat("")))
+
+
 def _reconciled(
     run: RunContext, group: Sequence[GenerationRow], job: Job | None, listing: Listing, job_id: str, columns: Sequence[str]
 ) -> Outcome:
@@ -182,15 +180,15 @@ def _reconciled(
         conflicts = (merge,)
     options = run.options
     decision = reconcile(row, job, evidence, options.rules, run.now, options.run_id, job_id)
-    text: tuple[str, ...] | None = None
+    text: tuple[str, ...] | None = None  # None: the first row keeps its bytes
     if first is None or len(group) > 1:
-        cells = decision.row.to_cells()
-        text = tuple(cells.get(c, "") for c in columns)
+        text = _in_order(decision.row.to_cells(), columns)
+        if first is not None and text == _in_order(first.source, columns):
+            text = None
     elif decision.row is not first:  # reconcile returns an untouched row as it is
-        cells = {**first.source, **decision.row.changed_cells(first)}
-        text = tuple(cells.get(c, "") for c in columns)
-    if text is not None and first is not None and text == tuple(first.source.get(c, "") for c in columns):
-        text = None  # the same text: the first row stays byte for byte
+        changed = decision.row.changed_cells(first)
+        if any(first.source.get(column, "") != cell for column, cell in changed.items()):
+            text = _in_order({**first.source, **changed}, columns)
     return Outcome(
         after=decision.row.status.value,
         text=text,

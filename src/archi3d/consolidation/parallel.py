@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -61,7 +62,9 @@ def decide_all(
     chunks = [jobs[at : at + size] for at in range(0, len(jobs), size)]
     before = set(multiprocessing.active_children())
     _run = run
-    pool = ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("fork"))
+    # A forked worker's collections would touch every object it inherited, copying each page of them:
+    # it freezes them first (its own objects are collected as usual; the caller's process is left alone).
+    pool = ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze)
     given_up = False
     try:
         futures = [_submitted(pool, chunk) for chunk in chunks]
