@@ -122,8 +122,10 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     if len(results) >= 2 and "consolidate" in cases:
         big, small = results[-1], results[-2]
-        print(f"scaling {big['jobs']:.0f}/{small['jobs']:.0f} jobs: "
-              + ", ".join(f"{what} x{big[f'{what}_s'] / small[f'{what}_s']:.1f}" for what in ("first", "second", "floor")))
+        print(
+            f"scaling {big['jobs']:.0f}/{small['jobs']:.0f} jobs: "
+            + ", ".join(f"{what} x{big[f'{what}_s'] / small[f'{what}_s']:.1f}" for what in ("first", "second", "floor"))
+        )
     print(json.dumps(results))
 
 
@@ -144,8 +146,11 @@ def _consolidate_rounds(ws: Path, repeat: int) -> dict[str, float]:
         peak = max(peak, first_rss, second_rss)
     table.write_bytes(built)
     floor, first, second = (statistics.median(xs) for xs in (floors, firsts, seconds))
-    print(f"  consolidate: floor {floor:.2f} s, first run {first:.2f} s ({first / floor:.2f}x floor),"
-          f" second run {second:.2f} s ({second / floor:.2f}x floor), peak RSS {peak:.0f} MiB", flush=True)
+    print(
+        f"  consolidate: floor {floor:.2f} s, first run {first:.2f} s ({first / floor:.2f}x floor),"
+        f" second run {second:.2f} s ({second / floor:.2f}x floor), peak RSS {peak:.0f} MiB",
+        flush=True,
+    )
     return {"floor_s": floor, "first_s": first, "second_s": second, "peak_mib": peak}
 
 
@@ -156,8 +161,11 @@ def _upsert_rounds(ws: Path, repeat: int) -> dict[str, float]:
     for count in (1, 1000):
         rounds = [tuple(map(float, _peak_rss(_UPSERT, table, str(count))[0])) for _ in range(repeat)]
         floor, upsert = (statistics.median(xs) for xs in zip(*rounds))
-        print(f"  upsert of {count} rows: {upsert:.3f} s against a read-and-rewrite floor of {floor:.3f} s"
-              f" ({upsert / floor:.2f}x)", flush=True)
+        print(
+            f"  upsert of {count} rows: {upsert:.3f} s against a read-and-rewrite floor of {floor:.3f} s"
+            f" ({upsert / floor:.2f}x)",
+            flush=True,
+        )
         result |= {f"upsert_{count}_floor_s": floor, f"upsert_{count}_s": upsert}
     return result
 

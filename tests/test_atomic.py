@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from archi3d.atomic import append_log_record, write_bytes_atomic
-from archi3d.lock import table_lock
 from archi3d.errors import LockTimeoutError, ReplaceRefusedError, WriteRefusedError
+from archi3d.lock import table_lock
 from archi3d.upsert import update_csv_atomic
 
 TAG = ".archi3d-tmp-"
@@ -181,9 +181,8 @@ def held_lock(tmp_path: Path) -> Iterator[Path]:
 
 def test_table_lock_times_out_when_another_process_holds_it(held_lock: Path) -> None:
     started = time.monotonic()
-    with pytest.raises(LockTimeoutError) as caught:
-        with table_lock(held_lock, timeout=0.3):
-            pytest.fail("the lock was taken while another process held it")
+    with pytest.raises(LockTimeoutError) as caught, table_lock(held_lock, timeout=0.3):
+        pytest.fail("the lock was taken while another process held it")
     assert time.monotonic() - started >= 0.3
     assert "generations.lock" in str(caught.value)
     assert caught.value.exit_code == 3
@@ -219,9 +218,8 @@ def test_table_lock_excludes_other_processes(tmp_path: Path) -> None:
 
 def test_table_lock_released_when_the_body_raises(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    with pytest.raises(RuntimeError):
-        with table_lock(path, timeout=1):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), table_lock(path, timeout=1):
+        raise RuntimeError("boom")
     assert _python(_TRY_LOCK, str(path.with_suffix(".lock"))).strip() == "acquired"
 
 
@@ -242,10 +240,10 @@ def test_append_log_record_writes_one_line_per_record(tmp_path: Path) -> None:
         {"event": "path", "where": Path("runs/r1"), "nested": {"a": [1, 2]}},
         {},
     ]
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     for record in records:
         append_log_record(log, record)
-    after = dt.datetime.now(dt.timezone.utc)
+    after = dt.datetime.now(dt.UTC)
 
     data = log.read_bytes()
     assert data.endswith(b"\n")

@@ -12,6 +12,7 @@ changes nothing), and spoils one thing. Its outcome is one of:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -615,7 +616,9 @@ def error_file(raw: bytes) -> Build:
     return build
 
 
-BINARY_ERROR = b"Error: \xff\xfe bad \x00 nul \r lone cr \r\n crlf \x1b[31m \xc3\x28 \xed\xa0\x80 end\n" + bytes(range(256))
+BINARY_ERROR = b"Error: \xff\xfe bad \x00 nul \r lone cr \r\n crlf \x1b[31m \xc3\x28 \xed\xa0\x80 end\n" + bytes(
+    range(256)
+)
 
 
 def huge_error_txt(ws: Path) -> None:
@@ -721,7 +724,10 @@ def check_no_metadata_conflict(outcome: Outcome) -> None:
     assert [c for c in outcome.record["conflicts"] if c["kind"] == "metadata_mismatch"] == []
 
 
-def worker_log(lines: bytes, failed_at: dt.datetime = ago(50)) -> Build:
+FAILED_50_S_AGO = ago(50)
+
+
+def worker_log(lines: bytes, failed_at: dt.datetime = FAILED_50_S_AGO) -> Build:
     def build(ws: Path) -> None:
         build_base(ws)
         marker(ws, "j2", "failed", failed_at)
@@ -934,9 +940,27 @@ EVIDENCE_CASES = [
         changed={"j2": failed_at(ago(50))},
         check=check_blank_lines_kept,
     ),
-    Case("table-with-bom-keeps-it", newline_style("\n", True), exit_code=0, changed=J2_FAILED, check=check_format(b"\n", True)),
-    Case("table-without-bom-stays-so", newline_style("\n", False), exit_code=0, changed=J2_FAILED, check=check_format(b"\n", False)),
-    Case("crlf-line-endings-kept", newline_style("\r\n", True), exit_code=0, changed=J2_FAILED, check=check_format(b"\r\n", True)),
+    Case(
+        "table-with-bom-keeps-it",
+        newline_style("\n", True),
+        exit_code=0,
+        changed=J2_FAILED,
+        check=check_format(b"\n", True),
+    ),
+    Case(
+        "table-without-bom-stays-so",
+        newline_style("\n", False),
+        exit_code=0,
+        changed=J2_FAILED,
+        check=check_format(b"\n", False),
+    ),
+    Case(
+        "crlf-line-endings-kept",
+        newline_style("\r\n", True),
+        exit_code=0,
+        changed=J2_FAILED,
+        check=check_format(b"\r\n", True),
+    ),
     Case(
         "header-only-table-is-fine",
         header_only,
@@ -1150,8 +1174,6 @@ def assert_valid_or_refused_naming(ws: Path, code: int, err: str, before: bytes,
     read_csv_table(csv_path(ws), validate_generations)
 
 
-
-
 @pytest.mark.parametrize(
     "stamp",
     [
@@ -1175,8 +1197,6 @@ def test_marker_timestamp_out_of_the_tables_range(tmp_path: Path, stamp: str) ->
         assert j2["status"] == "failed"
         expected = stamp if stamp.startswith("2999") else iso(T)  # an unusable time counts as none: the mtime
         assert j2["generation_end"] == expected
-
-
 
 
 @pytest.mark.parametrize(
@@ -1336,10 +1356,8 @@ def fifo_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fi
     try:
         # A run that is not stuck takes about as long as the control (a pipe named preview_1.png, which
         # need not be opened): the others get that long plus a margin, then count as hung.
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             procs[CONTROL].wait(timeout=FIFO_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
         deadline = min(started + FIFO_TIMEOUT, time.monotonic() + FIFO_GRACE)
         for name, proc in procs.items():
             try:
@@ -1348,7 +1366,9 @@ def fifo_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fi
             except subprocess.TimeoutExpired:
                 proc.kill()
                 _, err = proc.communicate(timeout=30)
-                runs[name].stderr = err + f"\n(still running {time.monotonic() - started:.1f} s after its start: killed)"
+                runs[name].stderr = (
+                    err + f"\n(still running {time.monotonic() - started:.1f} s after its start: killed)"
+                )
         yield runs
     finally:
         for proc in procs.values():

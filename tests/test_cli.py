@@ -17,20 +17,18 @@ from typer.testing import CliRunner, Result
 from archi3d.cli import app
 from archi3d.consolidation import MAX_WORKERS
 from workspace_builder import (
-    small_run,
-    lock_held_by_another_process,
     OTHER_RUN,
     RUN,
     ago,
     csv_path,
-    error_txt,
     gen_row,
+    lock_held_by_another_process,
     lock_path,
     marker,
     metrics_records,
     one_row,
-    output,
     rel_output,
+    small_run,
     snapshot,
     table_bytes,
     table_rows,
@@ -90,7 +88,10 @@ def test_json_prints_the_log_record(tmp_path: Path) -> None:
     result = cli(*consolidate_args(tmp_path, "--json"))
     assert result.exit_code == 0, result.stderr
     record = record_of(result)
-    assert record == metrics_records(tmp_path)[-1] | {"timestamp": record["timestamp"], "elapsed_s": record["elapsed_s"]}
+    assert record == metrics_records(tmp_path)[-1] | {
+        "timestamp": record["timestamp"],
+        "elapsed_s": record["elapsed_s"],
+    }
     expected_keys = {
         "event", "timestamp", "run_id", "dry_run", "strict", "considered", "upsert_inserted", "upsert_updated",
         "unchanged", "duplicate_rows_merged", "conflicts_resolved", "marker_mismatches_fixed",
@@ -139,7 +140,16 @@ def test_options_reach_the_service(tmp_path: Path) -> None:
     write_table(tmp_path, [gen_row("a", "running"), gen_row("b", "running"), gen_row("c", "completed")])
     marker(tmp_path, "a", "inprogress", ago(120))
     marker(tmp_path, "b", "inprogress", ago(120))
-    args = ("--only-status", "running, enqueued", "--max-rows", "1", "--heartbeat-timeout", "60", "--stale-policy", "fail")
+    args = (
+        "--only-status",
+        "running, enqueued",
+        "--max-rows",
+        "1",
+        "--heartbeat-timeout",
+        "60",
+        "--stale-policy",
+        "fail",
+    )
     result = cli(*consolidate_args(tmp_path, *args, "--json"))
     assert result.exit_code == 0, result.stderr
     assert [r["status"] for r in table_rows(tmp_path)] == ["failed", "running", "completed"]
@@ -236,6 +246,7 @@ def test_bad_options_exit_2(tmp_path: Path, args: Sequence[str]) -> None:
 
 
 # ----------------------------------------------------------------------------------- exit 3
+
 
 @pytest.fixture
 def held_lock(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from archi3d.columns import GENERATIONS_COLUMNS
 from archi3d import Summary
+from archi3d.columns import GENERATIONS_COLUMNS
 from archi3d.errors import InputError, InvalidIdError, StrictConflictError, TableError, UnknownRunError
 from archi3d.model import Status
 from archi3d.rules import DOWNGRADE_MESSAGE, StalePolicy
@@ -48,8 +48,8 @@ from workspace_builder import (
     state_file,
     table_bytes,
     table_rows,
-    workspace_file,
     worker_event,
+    workspace_file,
     write_manifest,
     write_table,
     write_table_bytes,
@@ -152,7 +152,9 @@ def test_empty_object_is_missing(tmp_path: Path) -> None:
 def test_merge_of_completed_and_running_rows(tmp_path: Path) -> None:
     ws = tmp_path
     write_manifest(ws, ["j1"])
-    running = gen_row("j1", "running", worker_host="gpu-node-3", worker_user="ana", worker_gpu="A100", worker_commit="abc123")
+    running = gen_row(
+        "j1", "running", worker_host="gpu-node-3", worker_user="ana", worker_gpu="A100", worker_commit="abc123"
+    )
     done = gen_row("j1", "completed", gen_object_path=rel_output("j1"), generation_start=iso(ago(500)))
     other = gen_row("x9", "enqueued", run_id=OTHER_RUN)
     original = write_table(ws, [running, other, done])
@@ -235,7 +237,15 @@ def test_stale_heartbeat_policies(tmp_path: Path, policy: StalePolicy, status: s
 def test_dry_run_writes_nothing_but_the_log_record(tmp_path: Path) -> None:
     ws = tmp_path
     write_manifest(ws, ["j1", "j2", "j3", "new"])
-    write_table(ws, [gen_row("j1", "enqueued"), gen_row("j2", "completed"), gen_row("j3", "running"), gen_row("j3", "enqueued", worker_host="h")])
+    write_table(
+        ws,
+        [
+            gen_row("j1", "enqueued"),
+            gen_row("j2", "completed"),
+            gen_row("j3", "running"),
+            gen_row("j3", "enqueued", worker_host="h"),
+        ],
+    )
     marker(ws, "j1", "completed", ago(100))
     output(ws, "j1")
     marker(ws, "new", "failed", ago(50))
@@ -430,9 +440,16 @@ def test_manifest_only_jobs_are_inserted_and_orphans_reported(tmp_path: Path) ->
         ws,
         [
             manifest_job("j1"),
-            manifest_job("m1", product_id="00123", used_n_images="2", used_image_1_path="dataset/00123/a.jpg",
-                         image_set_hash="h1", gt_object_path="dataset/00123/gt.glb", product_name='Oslo "chair", oak',
-                         manufacturer="Møbelfabrikken"),
+            manifest_job(
+                "m1",
+                product_id="00123",
+                used_n_images="2",
+                used_image_1_path="dataset/00123/a.jpg",
+                image_set_hash="h1",
+                gt_object_path="dataset/00123/gt.glb",
+                product_name='Oslo "chair", oak',
+                manufacturer="Møbelfabrikken",
+            ),
             manifest_job("m2"),
         ],
     )
@@ -470,7 +487,10 @@ def test_manifest_only_jobs_are_inserted_and_orphans_reported(tmp_path: Path) ->
     assert summary.upsert_inserted == 2
     assert summary.not_in_manifest == 1
     assert summary.orphans == 2
-    assert [c["job_id"] for c in summary.to_record()["conflicts"] if c["kind"] == "orphan"] == ["orphan-marker", "orphan-out"]
+    assert [c["job_id"] for c in summary.to_record()["conflicts"] if c["kind"] == "orphan"] == [
+        "orphan-marker",
+        "orphan-out",
+    ]
     assert "orphan" not in "".join(ids)
     assert summary.conflicts_resolved == 0
     check_identity(summary)
@@ -641,7 +661,11 @@ def test_invalid_previews_are_counted_not_recorded(tmp_path: Path) -> None:
     output(ws, "j1", "preview_3.png", PNG)
     summary = run(ws)
     row = one_row(ws, "j1")
-    assert (row["preview_1_path"], row["preview_2_path"], row["preview_3_path"]) == ("", "", rel_output("j1", "preview_3.png"))
+    assert (row["preview_1_path"], row["preview_2_path"], row["preview_3_path"]) == (
+        "",
+        "",
+        rel_output("j1", "preview_3.png"),
+    )
     assert summary.invalid_previews == 2
 
 
@@ -800,21 +824,57 @@ def test_other_rows_keep_their_bytes_bom_and_crlf(tmp_path: Path) -> None:
         return encode_csv([cells], newline="\r\n", bom=False).split(b"\r\n", 1)[1]
 
     hand_written = ["" for _ in TABLE_COLUMNS]  # cells quoted where no quotes are needed stay as written
-    for column, cell in {"product_id": '"00007"', "variant": "oak", "run_id": OTHER_RUN, "job_id": "ab12",
-                         "used_n_images": '"3.0"', "status": "enqueued", "fscore": "1e-3"}.items():
+    for column, cell in {
+        "product_id": '"00007"',
+        "variant": "oak",
+        "run_id": OTHER_RUN,
+        "job_id": "ab12",
+        "used_n_images": '"3.0"',
+        "status": "enqueued",
+        "fscore": "1e-3",
+    }.items():
         hand_written[TABLE_COLUMNS.index(column)] = cell
     others = [
-        record(gen_row("197260739297", "completed", run_id=OTHER_RUN, product_id="00123", fscore="0.812300",
-                       generation_duration_s="12.50", created_at="2026-01-01T00:00:00Z",
-                       notes='said "hello", left', description="two\nlines")),
-        record(gen_row("12e456789012", "failed", run_id=OTHER_RUN, product_id="00042", error_msg="bad\r\nworse",
-                       unit_price_usd="0.10", fscore_status="done")),
+        record(
+            gen_row(
+                "197260739297",
+                "completed",
+                run_id=OTHER_RUN,
+                product_id="00123",
+                fscore="0.812300",
+                generation_duration_s="12.50",
+                created_at="2026-01-01T00:00:00Z",
+                notes='said "hello", left',
+                description="two\nlines",
+            )
+        ),
+        record(
+            gen_row(
+                "12e456789012",
+                "failed",
+                run_id=OTHER_RUN,
+                product_id="00042",
+                error_msg="bad\r\nworse",
+                unit_price_usd="0.10",
+                fscore_status="done",
+            )
+        ),
         ",".join(hand_written).encode() + b"\r\n",
     ]
     assert b'"two\nlines"' in others[0] and b'"said ""hello"", left"' in others[0]
     mine = [
-        record(gen_row("197260739297", "enqueued", product_id="00123", fscore="0.5", unit_price_usd="0.10",
-                       used_n_images="3", created_at="2026-01-02T03:04:05Z", notes="line1\r\nline2")),
+        record(
+            gen_row(
+                "197260739297",
+                "enqueued",
+                product_id="00123",
+                fscore="0.5",
+                unit_price_usd="0.10",
+                used_n_images="3",
+                created_at="2026-01-02T03:04:05Z",
+                notes="line1\r\nline2",
+            )
+        ),
         record(gen_row("12e456789012", "enqueued", product_id="00042")),
     ]
     data = BOM + header + others[0] + mine[0] + b"\r\n" + others[1] + mine[1] + others[2]
@@ -899,14 +959,23 @@ for row in rows:  # one upsert per row: each sets only its own columns
 def test_a_writer_upserting_during_the_scan_loses_nothing(tmp_path: Path) -> None:
     ws = tmp_path
     write_manifest(ws, ["w1", "w2", "w4", "c1"])
-    write_table(ws, [gen_row("w1", "enqueued"), gen_row("w2", "enqueued"), gen_row("c1", "enqueued"),
-                     gen_row("o1", "enqueued", run_id=OTHER_RUN)])
+    write_table(
+        ws,
+        [
+            gen_row("w1", "enqueued"),
+            gen_row("w2", "enqueued"),
+            gen_row("c1", "enqueued"),
+            gen_row("o1", "enqueued", run_id=OTHER_RUN),
+        ],
+    )
     for job in ("w1", "c1"):
         marker(ws, job, "completed", ago(100))
         output(ws, job)
     calls: list[tuple[int, int]] = []
 
-    def progress(done: int, total: int) -> None:
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase != "deciding jobs":  # the table has been read: write to it before consolidate does
+            return
         calls.append((done, total))
         if len(calls) == 1:
             result = subprocess.run(
@@ -956,11 +1025,16 @@ def test_counters_add_up_after_a_writer_collapsed_duplicates(tmp_path: Path) -> 
     marker(ws, "c1", "completed", ago(100))
     output(ws, "c1")
 
-    def progress(done: int, total: int) -> None:
+    collapsed: list[object] = []
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase != "deciding jobs" or collapsed:
+            return
         result = subprocess.run(
             [sys.executable, "-c", _COLLAPSER, str(csv_path(ws))], capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
+        collapsed.append(result)
 
     from archi3d import ConsolidateOptions, consolidate
 
@@ -1132,7 +1206,9 @@ def test_invalid_run_id(tmp_path: Path, bad: str) -> None:
 def test_a_table_failing_its_schema_is_not_consolidated(tmp_path: Path) -> None:
     ws = tmp_path
     write_manifest(ws, ["j1"])
-    original = write_table(ws, [gen_row("j1", "enqueued"), gen_row("j2", "done"), gen_row("j3", "failed", generation_end="yesterday")])
+    original = write_table(
+        ws, [gen_row("j1", "enqueued"), gen_row("j2", "done"), gen_row("j3", "failed", generation_end="yesterday")]
+    )
     with pytest.raises(TableError) as caught:
         run(ws)
     assert caught.value.exit_code == 2
@@ -1149,4 +1225,3 @@ def test_an_unreadable_table_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         run(ws)
     assert caught.value.exit_code == 2
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import random
@@ -162,7 +163,7 @@ def test_killed_writer_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
             if attempt % 2 == 0:  # anywhere in the upsert: reading, validating, rendering, writing
                 time.sleep(rng.uniform(0, replaced_at * 1.3))
             else:  # within the write: temp file written and fsynced, replaced, folder fsynced
-                mid_write = _wait_for(current, lambda: _temp_exists(path, current.pid))
+                mid_write = _wait_for(current, functools.partial(_temp_exists, path, current.pid))
                 time.sleep(rng.uniform(0, (replaced_at - temp_at) * 2))
             current.send_signal(signal.SIGKILL)
             current.communicate(timeout=60)

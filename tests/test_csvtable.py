@@ -223,7 +223,7 @@ def test_encode_row_quotes_minimally() -> None:
     assert encode_row(["é"], b"\n") == "é\n".encode()
 
 
-_CELL = st.text(alphabet=st.sampled_from(['a', ' ', ',', '"', '\r', '\n', 'é', '0']), max_size=6)
+_CELL = st.text(alphabet=st.sampled_from(["a", " ", ",", '"', "\r", "\n", "é", "0"]), max_size=6)
 
 
 @given(st.lists(_CELL, min_size=1, max_size=5))

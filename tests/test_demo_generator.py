@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import struct
@@ -32,7 +33,7 @@ from archi3d.errors import InvalidIdError
 from archi3d.formats import ID_PATTERN
 from archi3d.schema import validate_generations, validate_manifest
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 REFERENCE_MARKER = re.compile(r"timestamp: (?P<ts>\S+)\npid: \d+\n")
 HEARTBEAT_TIMEOUT = dt.timedelta(seconds=600)
 FRESH_SITUATIONS = ("fresh_heartbeat", "rerun_under_way")
@@ -479,7 +480,7 @@ def test_runs_share_the_table_in_interleaved_chunks(tmp_path: Path) -> None:
     demo = build_demo_workspace(tmp_path / "ws", jobs=40, seed=1, other_runs=1)
     table = read_csv_table(tmp_path / "ws" / "tables" / "generations.csv")
     runs = table.column("run_id")
-    changes = sum(1 for before, after in zip(runs, runs[1:]) if before != after)
+    changes = sum(1 for before, after in itertools.pairwise(runs) if before != after)
     assert changes >= 3 and set(runs) == {demo.run_id, demo.other_run_id}
 
 

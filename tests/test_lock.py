@@ -61,9 +61,8 @@ def test_a_held_lock_stays_exclusive_when_its_file_is_deleted_or_replaced(
     lock_file.unlink()
     if how == "replaced":
         lock_file.write_bytes(b"")
-    with pytest.raises(LockTimeoutError):
-        with table_lock(table, timeout=0.5):
-            pass
+    with pytest.raises(LockTimeoutError), table_lock(table, timeout=0.5):
+        pass
     assert holder.stdin is not None
     holder.stdin.write("release\n")
     holder.stdin.flush()
@@ -74,10 +73,12 @@ def test_a_held_lock_stays_exclusive_when_its_file_is_deleted_or_replaced(
 
 def test_the_reference_workers_lock_is_still_honoured(tmp_path: Path) -> None:
     table = tmp_path / "tables" / "generations.csv"
-    with lock_held_by_another_process(table.with_suffix(".lock")):  # filelock only, as the worker takes it
-        with pytest.raises(LockTimeoutError, match="generations.lock: lock held by another process"):
-            with table_lock(table, timeout=0.3):
-                pass
+    with (
+        lock_held_by_another_process(table.with_suffix(".lock")),  # filelock only, as the worker takes it
+        pytest.raises(LockTimeoutError, match=r"generations\.lock: lock held by another process"),
+        table_lock(table, timeout=0.3),
+    ):
+        pass
 
 
 def test_the_lock_file_is_never_deleted(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from archi3d.model import (
     text_converter,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ORDER = (Status.ENQUEUED, Status.RUNNING, Status.FAILED, Status.COMPLETED)
 TEXT_COLUMNS = tuple(
     c for c in GENERATIONS_COLUMNS if c not in NUMBER_COLUMNS and c not in TIMESTAMP_COLUMNS and c != "status"
@@ -439,7 +439,9 @@ def test_parse_timestamp_rejects(text: str) -> None:
 def test_format_timestamp_writes_utc_isoformat() -> None:
     assert format_timestamp(dt.datetime(2026, 1, 31, 12, tzinfo=UTC)) == "2026-01-31T12:00:00+00:00"
     plus_two = dt.timezone(dt.timedelta(hours=2))
-    assert format_timestamp(dt.datetime(2026, 1, 31, 14, 0, 0, 5, tzinfo=plus_two)) == "2026-01-31T12:00:00.000005+00:00"
+    assert (
+        format_timestamp(dt.datetime(2026, 1, 31, 14, 0, 0, 5, tzinfo=plus_two)) == "2026-01-31T12:00:00.000005+00:00"
+    )
 
 
 @given(aware_datetimes)

@@ -23,7 +23,7 @@ from reliability_support import ARCHI3D, clean_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
 
-NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 RUN = "demo-run"
 
 
@@ -62,7 +62,9 @@ def _consolidate_twice(ws: Path, options: ConsolidateOptions) -> list[tuple[byte
 @pytest.mark.parametrize(("processes", "strict"), [(2, False), (3, False), (2, True)])
 def test_several_processes_decide_what_one_decides(demo: Path, tmp_path: Path, strict: bool, processes: int) -> None:
     one = _consolidate_twice(_copy(demo, tmp_path, "one"), ConsolidateOptions(RUN, workers=1, strict=strict))
-    several = _consolidate_twice(_copy(demo, tmp_path, "several"), ConsolidateOptions(RUN, workers=processes, strict=strict))
+    several = _consolidate_twice(
+        _copy(demo, tmp_path, "several"), ConsolidateOptions(RUN, workers=processes, strict=strict)
+    )
     assert several == one
     assert multiprocessing.active_children() == []  # every worker reaped
 

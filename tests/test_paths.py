@@ -15,9 +15,7 @@ ENV = "ARCHI3D_WORKSPACE"
 # --- workspace resolution -------------------------------------------------------------------------
 
 
-def test_explicit_workspace_wins_over_env_and_cwd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explicit_workspace_wins_over_env_and_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     explicit, env, cwd = tmp_path / "explicit", tmp_path / "env", tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.setenv(ENV, str(env))
@@ -149,9 +147,18 @@ def test_resolve_rel_accepts_posix_and_windows_relative(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        "/etc/passwd", "/", "C:\\x\\y.glb", "c:/x", "\\\\server\\share",
-        "..", "../x", "runs/../../x", "runs\\..\\x", "a/..", "",
-    ],  # fmt: skip
+        "/etc/passwd",
+        "/",
+        "C:\\x\\y.glb",
+        "c:/x",
+        "\\\\server\\share",
+        "..",
+        "../x",
+        "runs/../../x",
+        "runs\\..\\x",
+        "a/..",
+        "",
+    ],
 )
 def test_resolve_rel_rejects_absolute_and_parent(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InputError):

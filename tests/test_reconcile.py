@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
@@ -17,7 +17,7 @@ from archi3d.model import Evidence, GenerationRow, Job, LogEvent, Status, TimeEv
 from archi3d.reconcile import Decision, reconcile
 from archi3d.rules import DOWNGRADE_MESSAGE, Options, StalePolicy
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RUN = "run-a"
 JOB = "197260739297"
@@ -29,8 +29,7 @@ PREVIEWS = tuple(f"{FOLDER}/preview_{n}.png" for n in (1, 2, 3))
 DEFAULT = Options()
 TYPED_COLUMNS = frozenset(
     ("status", "created_at", "generation_start", "generation_end", "generation_duration_s", "unit_price_usd")
-    + ("source_n_images", "used_n_images")
-)
+) | {"source_n_images", "used_n_images"}
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MERGE_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,7 +65,11 @@ def evidence(
     **fields: object,
 ) -> Evidence:
     """Evidence as the scan gathers it (time evidence included), named by what each marker says."""
-    markers = {k for k, present in (("inprogress", has_inprogress), ("completed", has_completed), ("failed", has_failed)) if present}
+    markers = {
+        k
+        for k, present in (("inprogress", has_inprogress), ("completed", has_completed), ("failed", has_failed))
+        if present
+    }
     times = TimeEvidence(log_event=log_event, object_mtime=object_mtime, earliest_output_at=earliest_output_at)
     return Evidence(markers=frozenset(markers), times=times, **fields)  # type: ignore[arg-type]
 
@@ -134,7 +137,9 @@ def test_completed_marker_without_object_is_a_conflict_and_not_completed() -> No
 
 
 def test_empty_object_is_no_object() -> None:
-    ev = evidence(has_completed=True, completed_at=ago(10), object_path=OBJ, object_size=0, existing_paths=frozenset({OBJ}))
+    ev = evidence(
+        has_completed=True, completed_at=ago(10), object_path=OBJ, object_size=0, existing_paths=frozenset({OBJ})
+    )
     d = decide(row("completed", gen_object_path=OBJ), ev)
     assert d.row.status is Status.FAILED
     assert d.row.error_msg == DOWNGRADE_MESSAGE
@@ -163,7 +168,9 @@ def test_failed_marker_beside_completed_row_is_a_conflict_and_fails_it() -> None
 
 
 def test_completed_and_failed_markers_with_object_complete() -> None:
-    ev = with_object(has_completed=True, completed_at=ago(60), has_failed=True, failed_at=ago(90), error_text="Error: x")
+    ev = with_object(
+        has_completed=True, completed_at=ago(60), has_failed=True, failed_at=ago(90), error_text="Error: x"
+    )
     d = decide(row("enqueued"), ev)
     assert d.row.status is Status.COMPLETED
     assert "completed_and_failed_markers" in kinds(d)
@@ -256,7 +263,10 @@ def test_no_fix_status_reports_instead_of_changing() -> None:
 def test_times_from_the_worker_log_event_first() -> None:
     end = ago(1000)
     ev = with_object(
-        has_completed=True, completed_at=ago(10), log_event=LogEvent(Status.COMPLETED, end, 42.5), earliest_output_at=ago(5000)
+        has_completed=True,
+        completed_at=ago(10),
+        log_event=LogEvent(Status.COMPLETED, end, 42.5),
+        earliest_output_at=ago(5000),
     )
     d = decide(row("enqueued"), ev)
     assert d.row.generation_end == end
@@ -268,7 +278,11 @@ def test_times_from_the_worker_log_event_first() -> None:
 
 def test_times_from_markers_and_outputs_without_event() -> None:
     ev = with_object(
-        has_completed=True, completed_at=ago(100), has_inprogress=False, earliest_output_at=ago(400), object_mtime=ago(200)
+        has_completed=True,
+        completed_at=ago(100),
+        has_inprogress=False,
+        earliest_output_at=ago(400),
+        object_mtime=ago(200),
     )
     d = decide(row("enqueued"), ev)
     assert d.row.generation_start == ago(400)
@@ -313,7 +327,10 @@ def test_previews_recorded_and_cleared() -> None:
 
 def test_windows_paths_become_posix() -> None:
     windows = OBJ.replace("/", "\\")
-    d = decide(row("completed", gen_object_path=windows, used_image_1_path="dataset\\a\\1.jpg"), with_object(has_completed=True))
+    d = decide(
+        row("completed", gen_object_path=windows, used_image_1_path="dataset\\a\\1.jpg"),
+        with_object(has_completed=True),
+    )
     assert d.row.gen_object_path == OBJ
     assert d.row.used_image_1_path == "dataset/a/1.jpg"
 
@@ -443,7 +460,9 @@ options = st.builds(
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[GenerationRow | None, Evidence, Options]:
     current = draw(st.one_of(st.none(), rows()))
-    recorded = ("", "", "") if current is None else (current.preview_1_path, current.preview_2_path, current.preview_3_path)
+    recorded = (
+        ("", "", "") if current is None else (current.preview_1_path, current.preview_2_path, current.preview_3_path)
+    )
     return current, draw(evidence_for(recorded)), draw(options)
 
 
@@ -501,7 +520,11 @@ def test_status_rules_hold(case: tuple[GenerationRow | None, Evidence, Options])
         if current.gen_object_path:
             assert d.row.gen_object_path  # never cleared
     # timestamps consistent
-    if d.row.generation_start and d.row.generation_end and not (current and current.generation_start and current.generation_end):
+    if (
+        d.row.generation_start
+        and d.row.generation_end
+        and not (current and current.generation_start and current.generation_end)
+    ):
         assert d.row.generation_start <= d.row.generation_end
     if d.row.status not in (Status.COMPLETED, Status.FAILED) and current is not None:
         assert d.row.generation_start == current.generation_start

@@ -9,7 +9,6 @@ is free again afterwards.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -36,21 +35,13 @@ from reliability_support import (
     temp_files,
 )
 from workspace_builder import (
-    small_run,
-    lock_held_by_another_process,
-    OTHER_RUN,
     RUN,
-    ago,
     csv_path,
-    error_txt,
-    gen_row,
+    lock_held_by_another_process,
     lock_path,
-    marker,
-    output,
+    small_run,
     snapshot,
     table_bytes,
-    write_manifest,
-    write_table,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and locks")
@@ -94,6 +85,7 @@ def assert_nothing_left_behind(ws: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- the lock
+
 
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:

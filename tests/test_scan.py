@@ -13,7 +13,7 @@ from archi3d.model import LogEvent, Status
 from archi3d.worker_log import WorkerLog
 
 RUN = "r1"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _line(at: str, record: dict[str, object] | str) -> str:
@@ -26,7 +26,10 @@ def test_worker_log_files_each_event_under_its_job(tmp_path: Path) -> None:
     log.write_text(
         "".join(
             [
-                _line("2026-01-01T00:00:10+00:00", {"event": "job_completed", "run_id": RUN, "job_id": "a", "duration_s": 4}),
+                _line(
+                    "2026-01-01T00:00:10+00:00",
+                    {"event": "job_completed", "run_id": RUN, "job_id": "a", "duration_s": 4},
+                ),
                 # An escaped job_id: only a real JSON parse reads it as "ab".
                 _line("2026-01-01T00:00:20+00:00", '{"event": "job_failed", "run_id": "r1", "job_id": "a\\u0062"}'),
                 # "job_id" twice: the top-level key names the job, not the nested one.

@@ -78,7 +78,9 @@ def _batch(tmp_path: Path, column: str, values: Sequence[str], manifest: bool = 
     return [str(p) for p in _problems(tmp_path, rows, manifest)]
 
 
-def _expected(tmp_path: Path, column: str, rule: str, values: Sequence[str], name: str = "generations.csv") -> list[str]:
+def _expected(
+    tmp_path: Path, column: str, rule: str, values: Sequence[str], name: str = "generations.csv"
+) -> list[str]:
     """One problem per value, on the CSV line of its row."""
     return [_message(tmp_path, i + 2, column, rule, value, name) for i, value in enumerate(values)]
 
@@ -147,36 +149,38 @@ def test_good_ids_are_accepted(tmp_path: Path) -> None:
 
 
 def test_timestamp_rule_text() -> None:
-    assert TIMESTAMP_RULE == "expected an ISO 8601 timestamp of years 1900-2999 (e.g. 2026-01-31T12:00:00+00:00) or empty"
+    assert (
+        TIMESTAMP_RULE == "expected an ISO 8601 timestamp of years 1900-2999 (e.g. 2026-01-31T12:00:00+00:00) or empty"
+    )
 
 
 GOOD_TIMESTAMPS = [
-        "",
-        "2026-01-31T12:00:00+00:00",
-        "2026-01-31T12:00:00Z",
-        "2026-01-31T12:00:00",
-        "2026-01-31T12:00:00.123456-05:00",
-        "2026-01-31 12:00",
-        "2026-01-31T12:00:00+0530",
-        "2026-01-31",
-        "2024-02-29T00:00:00",
-        "2026-01-31T12:00Z",
-        "2026-01-31T12:00:00-0000",
+    "",
+    "2026-01-31T12:00:00+00:00",
+    "2026-01-31T12:00:00Z",
+    "2026-01-31T12:00:00",
+    "2026-01-31T12:00:00.123456-05:00",
+    "2026-01-31 12:00",
+    "2026-01-31T12:00:00+0530",
+    "2026-01-31",
+    "2024-02-29T00:00:00",
+    "2026-01-31T12:00Z",
+    "2026-01-31T12:00:00-0000",
 ]
 BAD_TIMESTAMPS = [
-        "2026-13-01",
-        "2026-02-30",
-        "2025-02-29",
-        "2026-01-31T24:00:00",
-        "2026-01-31T12:60",
-        "2026-01-31T12:00:00.1234567",
-        "31/01/2026",
-        "20260131",
-        "yesterday",
-        " 2026-01-31",
-        "2026-01-31T12:00:00+25:00",
-        "2026-01-31T12",
-        "2026-01-31+00:00",
+    "2026-13-01",
+    "2026-02-30",
+    "2025-02-29",
+    "2026-01-31T24:00:00",
+    "2026-01-31T12:60",
+    "2026-01-31T12:00:00.1234567",
+    "31/01/2026",
+    "20260131",
+    "yesterday",
+    " 2026-01-31",
+    "2026-01-31T12:00:00+25:00",
+    "2026-01-31T12",
+    "2026-01-31+00:00",
 ]
 
 
@@ -192,8 +196,8 @@ def test_timestamp_not_iso8601_rejected(tmp_path: Path, column: str) -> None:
 
 def test_timestamp_month_13_message_exact(tmp_path: Path) -> None:
     assert _one(tmp_path, "created_at", "2026-13-01") == [
-        f"{tmp_path / 'generations.csv'}:2: created_at: "
-        "expected an ISO 8601 timestamp of years 1900-2999 (e.g. 2026-01-31T12:00:00+00:00) or empty, found '2026-13-01'"
+        f"{tmp_path / 'generations.csv'}:2: created_at: expected an ISO 8601 timestamp of years 1900-2999"
+        " (e.g. 2026-01-31T12:00:00+00:00) or empty, found '2026-13-01'"
     ]
 
 
@@ -511,9 +515,7 @@ def test_manifest_required_column_missing(tmp_path: Path, column: str) -> None:
 
 def test_manifest_all_required_columns_missing(tmp_path: Path) -> None:
     problems = _problems(tmp_path, [{"product_name": "x"}], manifest=True)
-    assert sorted((p.line, p.column, p.message) for p in problems) == sorted(
-        (1, c, MISSING) for c in MANIFEST_REQUIRED
-    )
+    assert sorted((p.line, p.column, p.message) for p in problems) == sorted((1, c, MISSING) for c in MANIFEST_REQUIRED)
 
 
 def test_manifest_job_id_pattern(tmp_path: Path) -> None:
@@ -545,12 +547,8 @@ def test_manifest_empty_required_cells_other_than_job_id_are_accepted(tmp_path: 
 
 def test_manifest_line_numbers_and_all_problems(tmp_path: Path) -> None:
     data = (
-        "job_id,product_id,variant,algo,product_name\n"
-        'j1,1,a,x,"multi\nline"\n'
-        "../j2,1,a,x,y\n"
-        "j3,1,a,x,y\n"
-        "j 4,1,a,x,y\n"
-    ).encode("utf-8")
+        b'job_id,product_id,variant,algo,product_name\nj1,1,a,x,"multi\nline"\n../j2,1,a,x,y\nj3,1,a,x,y\nj 4,1,a,x,y\n'
+    )
     table = _table(tmp_path, data, "manifest.csv")
     with pytest.raises(TableError) as caught:
         validate_manifest(table)
@@ -566,4 +564,3 @@ def test_generation_schema_name_is_not_the_file_name(tmp_path: Path) -> None:
     with pytest.raises(TableError) as caught:
         validate_generations(read_csv_table(path))
     assert caught.value.problems[0].file == str(path)
-

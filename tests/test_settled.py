@@ -19,7 +19,7 @@ from archi3d.manifest import Manifest
 from archi3d.paths import PathResolver
 from archi3d.scan import RunScanner
 
-NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 RUN = "demo-run"
 OPTIONS = [
     ConsolidateOptions(RUN),

@@ -96,7 +96,7 @@ def test_consolidate_killed_at_random_moments(tmp_path: Path, capsys: pytest.Cap
             replaced_at = now
         time.sleep(0.0005)
     full_run = time.monotonic() - t0
-    out, err = proc.communicate()
+    _, err = proc.communicate()
     assert proc.returncode == 0, err
     after = table.read_bytes()
     assert after != before
@@ -205,7 +205,8 @@ while time.monotonic() < deadline:
         last[f"{run_id}|{job_id}"] = value
     # Updates carry only the key and fscore: update_csv_atomic sets every column the frame has.
     pool = existing + [tuple(k) for k in inserted]
-    batch = [{"run_id": r, "job_id": j, "fscore": value} for r, j in rng.sample(pool, k=min(len(pool), rng.randint(1, 4)))]
+    keys = rng.sample(pool, k=min(len(pool), rng.randint(1, 4)))
+    batch = [{"run_id": r, "job_id": j, "fscore": value} for r, j in keys]
     update_csv_atomic(table, pd.DataFrame(batch, dtype="str"), ["run_id", "job_id"], lock_timeout=300)
     upserts += 1
     for row in batch:

@@ -66,7 +66,9 @@ def test_a_new_table_gets_a_bom_and_its_parent_folders(tmp_path: Path, name: str
     update_csv_atomic(path, pd.DataFrame([gen_row("j1")]), KEYS)
     data = path.read_bytes()
     assert data.startswith(BOM) and not data.startswith(BOM + BOM)
-    assert read_csv_table(path).header[:2] == (("product_id", "variant") if name == "generations.csv" else ("run_id", "job_id"))
+    assert read_csv_table(path).header[:2] == (
+        ("product_id", "variant") if name == "generations.csv" else ("run_id", "job_id")
+    )
 
 
 @pytest.mark.parametrize("bom", [b"", BOM])
@@ -92,7 +94,7 @@ def test_write_text_atomic_creates_missing_folders(tmp_path: Path) -> None:
 def test_a_key_column_missing_from_the_frame_is_refused(tmp_path: Path) -> None:
     """Issue 13, 5: a frame without job_id inserted a row with an empty key (`1,,9`)."""
     path = _table(tmp_path, b"run_id,job_id,v\nr,j1,1\n", "t.csv")
-    with pytest.raises(InputError, match="key column.*job_id.*not in the frame"):
+    with pytest.raises(InputError, match=r"key column.*job_id.*not in the frame"):
         update_csv_atomic(path, pd.DataFrame([{"run_id": "1", "v": "9"}]), KEYS)
     assert path.read_bytes() == b"run_id,job_id,v\nr,j1,1\n"
 
@@ -274,7 +276,9 @@ def test_a_header_that_is_not_usable_is_a_schema_error_never_a_new_column(
     assert path.read_bytes() == data
 
 
-@pytest.mark.parametrize("columns", [["run_id", "job_id", ""], ["run_id", "job_id", "\ufefffscore"], ["run_id", "job_id", "v", "v"]])
+@pytest.mark.parametrize(
+    "columns", [["run_id", "job_id", ""], ["run_id", "job_id", "\ufefffscore"], ["run_id", "job_id", "v", "v"]]
+)
 def test_a_frame_with_a_column_name_that_is_not_usable_is_refused(tmp_path: Path, columns: list[str]) -> None:
     frame = pd.DataFrame([["r", "j1", *["x"] * (len(columns) - 2)]], columns=columns)
     with pytest.raises(InputError, match="header is not usable"):
@@ -329,7 +333,7 @@ def test_rows_of_run_takes_statuses_as_members_or_text(tmp_path: Path) -> None:
     write_table(tmp_path, [gen_row("j1", "completed"), gen_row("j2", "failed"), gen_row("j3", "enqueued")])
     assert [r.job_id for r in rows_of_run(tmp_path, RUN, statuses=["completed"])] == ["j1"]
     assert [r.job_id for r in rows_of_run(tmp_path, RUN, statuses=[Status.FAILED, "enqueued"])] == ["j2", "j3"]
-    with pytest.raises(InputError, match="expected enqueued, running, failed, completed.*found 'done'"):
+    with pytest.raises(InputError, match=r"expected enqueued, running, failed, completed.*found 'done'"):
         rows_of_run(tmp_path, RUN, statuses=["done"])
 
 

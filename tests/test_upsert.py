@@ -57,8 +57,10 @@ def _temps(folder: Path) -> list[str]:
 
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=10)
 _SPECIAL = st.sampled_from(
-    ["", '"', '""', ",", "a,b", "\n", "\r\n", "\r", "a\rb", "x\r\ny", 'say "hi"\n', " "]
-    + ["00123", "197260739297", "12e456789012", "NaN", "1e5"]
+    [
+        *["", '"', '""', ",", "a,b", "\n", "\r\n", "\r", "a\rb", "x\r\ny", 'say "hi"\n', " "],
+        *["00123", "197260739297", "12e456789012", "NaN", "1e5"],
+    ]
 )
 _CELL = st.one_of(_SPECIAL, _TEXT)
 _ID = st.one_of(
@@ -99,9 +101,7 @@ def _scenario(draw: st.DrawFn) -> Scenario:
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(scenario=_scenario(), quote_all=st.booleans())
-def test_upsert_round_trip_keeps_untouched_rows(
-    bom: bool, newline: str, scenario: Scenario, quote_all: bool
-) -> None:
+def test_upsert_round_trip_keeps_untouched_rows(bom: bool, newline: str, scenario: Scenario, quote_all: bool) -> None:
     header, initial, updates, columns, added = scenario
     nl = newline.encode()
 
@@ -165,9 +165,7 @@ def test_every_row_of_a_key_the_table_holds_twice_gets_the_new_cells(tmp_path: P
     frame = pd.DataFrame([{"run_id": "r1", "job_id": "j1", "fscore": "0.7"}])
     assert update_csv_atomic(str(path), frame, ["run_id", "job_id"]) == (0, 2)
     assert path.read_bytes() == (
-        b"run_id,job_id,status,worker_host,worker_gpu,fscore\n"
-        b"r1,j1,enqueued,,,0.7\n"
-        b"r1,j1,completed,gpu-01,A100,0.7\n"
+        b"run_id,job_id,status,worker_host,worker_gpu,fscore\nr1,j1,enqueued,,,0.7\nr1,j1,completed,gpu-01,A100,0.7\n"
     )
 
 

@@ -55,11 +55,13 @@ def test_a_waiting_row_is_written_after_seconds_without_another_add(tmp_path: Pa
 
 def test_the_rest_is_written_when_the_block_raises(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    with pytest.raises(RuntimeError, match="metric crashed"):
-        with table_upserter(path, KEYS, every=100, seconds=None) as upserter:
-            upserter.add(_row(1))
-            upserter.add(pd.DataFrame([_row(2), _row(3)]))
-            raise RuntimeError("metric crashed")
+    with (
+        pytest.raises(RuntimeError, match="metric crashed"),
+        table_upserter(path, KEYS, every=100, seconds=None) as upserter,
+    ):
+        upserter.add(_row(1))
+        upserter.add(pd.DataFrame([_row(2), _row(3)]))
+        raise RuntimeError("metric crashed")
     assert _jobs(path) == ["j001", "j002", "j003"]
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from archi3d import ConsolidateOptions, consolidate
 from archi3d.csvtable import read_csv_table
 from archi3d.demo import build_demo_workspace
 from archi3d.schema import validate_generations
-from archi3d import ConsolidateOptions, consolidate
 from reliability_support import clean_env, temp_files
 from workspace_builder import (
     NOW,

@@ -7,10 +7,10 @@ code under test, so a test cannot pass because the builder and the code share a 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
-import contextlib
 import json
 import os
 import subprocess
@@ -19,10 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from archi3d.columns import GENERATIONS_COLUMNS, MANIFEST_COLUMNS
 from archi3d import ConsolidateOptions, Summary, consolidate
+from archi3d.columns import GENERATIONS_COLUMNS, MANIFEST_COLUMNS
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 """The moment every test consolidates at (heartbeats are fresh or stale relative to it)."""
 
@@ -214,13 +214,13 @@ def error_txt(ws: Path, job_id: str, message: str, *, run_id: str = RUN, raw: by
     if raw is not None:
         path.write_bytes(raw)
     else:
-        text = f"Error: {message}\n\nTraceback:\n  File \"worker.py\", line 1, in run\nRuntimeError: {message}\n"
+        text = f'Error: {message}\n\nTraceback:\n  File "worker.py", line 1, in run\nRuntimeError: {message}\n'
         path.write_text(text, encoding="utf-8")
     return path
 
 
 def error_txt_text(message: str) -> str:
-    return f"Error: {message}\n\nTraceback:\n  File \"worker.py\", line 1, in run\nRuntimeError: {message}\n"
+    return f'Error: {message}\n\nTraceback:\n  File "worker.py", line 1, in run\nRuntimeError: {message}\n'
 
 
 def output(

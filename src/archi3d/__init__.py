@@ -9,6 +9,9 @@ if TYPE_CHECKING:  # `X as X`: names this package exports (for type checkers; at
     from archi3d.atomic import append_log_record as append_log_record
     from archi3d.atomic import write_bytes_atomic as write_bytes_atomic
     from archi3d.atomic import write_text_atomic as write_text_atomic
+    from archi3d.consolidation import ConsolidateOptions as ConsolidateOptions
+    from archi3d.consolidation import Summary as Summary
+    from archi3d.consolidation import consolidate as consolidate
     from archi3d.errors import Archi3dError as Archi3dError
     from archi3d.errors import InputError as InputError
     from archi3d.errors import InvalidIdError as InvalidIdError
@@ -29,9 +32,6 @@ if TYPE_CHECKING:  # `X as X`: names this package exports (for type checkers; at
     from archi3d.read import object_file as object_file
     from archi3d.read import rows_of_run as rows_of_run
     from archi3d.rules import StalePolicy as StalePolicy
-    from archi3d.consolidation import ConsolidateOptions as ConsolidateOptions
-    from archi3d.consolidation import Summary as Summary
-    from archi3d.consolidation import consolidate as consolidate
     from archi3d.upsert import update_csv_atomic as update_csv_atomic
     from archi3d.upserter import TableUpserter as TableUpserter
     from archi3d.upserter import table_upserter as table_upserter

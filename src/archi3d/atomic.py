@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+if sys.platform != "win32":
+    import fcntl
+
 from archi3d.errors import ReplaceRefusedError, WriteFailedError
 from archi3d.formats import UTC
 
@@ -151,8 +154,6 @@ def append_log_record(
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if sys.platform != "win32":
-                import fcntl
-
                 fcntl.flock(fd, fcntl.LOCK_EX)
             written = 0
             while written < len(line):

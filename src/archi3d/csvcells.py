@@ -33,7 +33,8 @@ def decode_record(raw: bytes, file: str, line: int, problems: list[Problem]) -> 
         before = raw[: error.start]
         field = before.count(b",") + 1
         row_line = line + before.count(b"\n")
-        problems.append(Problem(file, row_line, f"field {field}", f"bytes that are not UTF-8 at byte {error.start}"))
+        found = f"bytes that are not UTF-8 at byte {error.start}"
+        problems.append(Problem(file, row_line, f"field {field}", found, field))
         return None
 
 
@@ -117,7 +118,9 @@ def _parse_records(
             problems.append(Problem(name, line, None, f"malformed CSV record ({error})"))
             continue
         if len(cells) != len(header):
-            problems.append(Problem(name, line, None, f"expected {len(header)} fields as in the header, found {len(cells)}"))
+            problems.append(
+                Problem(name, line, None, f"expected {len(header)} fields as in the header, found {len(cells)}")
+            )
             continue
         rows.append(cells)
     if problems:

@@ -96,4 +96,4 @@ def _open_field(physical: Sequence[str], before: int, header: Sequence[str], nam
         elif char == "," and not inside:
             field += 1
     column = header[opened - 1] if 0 < opened <= len(header) and before else f"field {opened}"
-    return Problem(name, before + 1, column, "quoted field opens here and is never closed (unbalanced '\"')")
+    return Problem(name, before + 1, column, "quoted field opens here and is never closed (unbalanced '\"')", opened)

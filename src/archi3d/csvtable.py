@@ -204,12 +204,18 @@ def _header_problems(header: Sequence[str], name: str, line: int) -> list[Proble
     seen: set[str] = set()
     for number, title in enumerate(header, 1):
         if not title:
-            problems.append(Problem(name, line, f"field {number}", "empty column name in the header"))
+            problems.append(Problem(name, line, f"field {number}", "empty column name in the header", number))
         elif title.startswith("\ufeff"):
             problems.append(
-                Problem(name, line, repr(title), "column name starts with U+FEFF: the file begins with a doubled BOM")
+                Problem(
+                    name,
+                    line,
+                    repr(title),
+                    "column name starts with U+FEFF: the file begins with a doubled BOM",
+                    number,
+                )
             )
         elif title in seen:
-            problems.append(Problem(name, line, title, "column name appears more than once in the header"))
+            problems.append(Problem(name, line, title, "column name appears more than once in the header", number))
         seen.add(title)
     return problems

@@ -30,6 +30,8 @@ class Problem:
     line: int | None
     column: str | None
     message: str
+    field: int | None = None
+    """The column's place in the header, from 1, when known."""
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"

@@ -7,7 +7,7 @@ import re
 
 __all__ = ["ID", "ID_PATTERN", "NUMBER", "NUMBER_PATTERN", "PNG_SIGNATURE", "TIMESTAMP", "TIMESTAMP_PATTERN", "UTC"]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 """A run_id or job_id: it becomes a path component."""

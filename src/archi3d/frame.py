@@ -35,7 +35,9 @@ def frame_rows(df: pd.DataFrame, key_cols: Sequence[str], *, file: str, ids: boo
         raise InputError(f"{file}: no key column given: an upsert needs at least one. Nothing was written.")
     missing = [k for k in keys if k not in names]
     if missing:
-        raise InputError(f"{file}: key column(s) {', '.join(missing)} not in the frame (its columns: {', '.join(names)})")
+        raise InputError(
+            f"{file}: key column(s) {', '.join(missing)} not in the frame (its columns: {', '.join(names)})"
+        )
     texts = {name: _column_text(df.iloc[:, at]) for at, name in enumerate(names)}
     for name in keys:
         _check_key(name, df.iloc[:, names.index(name)], texts[name], file, ids and name in ID_KEY_COLUMNS)
@@ -50,7 +52,10 @@ def _check_names(names: Sequence[str], file: str) -> None:
     bad = [repr(n) for n in names if not n or n.startswith("\ufeff")]
     doubled = sorted(n for n, count in Counter(names).items() if count > 1)
     if bad or doubled:
-        found = [*(f"column name {b} (empty, or starting with U+FEFF)" for b in bad), *(f"column {d!r} twice" for d in doubled)]
+        found = [
+            *(f"column name {b} (empty, or starting with U+FEFF)" for b in bad),
+            *(f"column {d!r} twice" for d in doubled),
+        ]
         raise InputError(f"{file}: the frame's header is not usable: {'; '.join(found)}. Nothing was written.")
 
 

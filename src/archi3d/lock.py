@@ -12,6 +12,9 @@ from pathlib import Path
 
 import filelock
 
+if sys.platform != "win32":
+    import fcntl
+
 from archi3d.errors import InputError, LockTimeoutError, WriteFailedError
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "table_lock"]
@@ -42,7 +45,9 @@ def table_lock(path: str | os.PathLike[str], timeout: float = DEFAULT_LOCK_TIMEO
         except filelock.Timeout:
             raise _timed_out(lock_path, timeout) from None
         except (IsADirectoryError, NotADirectoryError) as error:
-            raise InputError(f"{lock_path}: cannot be used as a lock ({error.strerror}). Nothing was written.") from error
+            raise InputError(
+                f"{lock_path}: cannot be used as a lock ({error.strerror}). Nothing was written."
+            ) from error
         except OSError as error:
             raise WriteFailedError.of(lock_path, error, "Nothing was written.") from error
         try:
@@ -52,7 +57,9 @@ def table_lock(path: str | os.PathLike[str], timeout: float = DEFAULT_LOCK_TIMEO
 
 
 def _timed_out(lock_path: Path, timeout: float) -> LockTimeoutError:
-    return LockTimeoutError(f"{lock_path}: lock held by another process for more than {timeout:g} s. Nothing was written.")
+    return LockTimeoutError(
+        f"{lock_path}: lock held by another process for more than {timeout:g} s. Nothing was written."
+    )
 
 
 @contextlib.contextmanager
@@ -60,12 +67,12 @@ def _folder_lock(folder: Path, lock_path: Path, deadline: float, timeout: float)
     if sys.platform == "win32":  # no flock: the lock file alone
         yield
         return
-    import fcntl
-
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as error:
-        raise InputError(f"{folder}: cannot be opened to lock the table ({error.strerror}). Nothing was written.") from error
+        raise InputError(
+            f"{folder}: cannot be opened to lock the table ({error.strerror}). Nothing was written."
+        ) from error
     try:
         delay = _POLL
         while True:

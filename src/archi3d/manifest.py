@@ -45,4 +45,3 @@ class Manifest:
             return {}
         cells = self._table.rows([index for _, index in wanted])
         return {job_id: Job.from_cells(row) for (job_id, _), row in zip(wanted, cells)}
-

@@ -31,6 +31,7 @@ __all__ = [
     "text_converter",
 ]
 
+
 class Status(enum.Enum):
     """Job status; precedence completed > failed > running > enqueued."""
 
@@ -52,6 +53,7 @@ class Status(enum.Enum):
 
 
 _PRECEDENCE = {Status.ENQUEUED: 0, Status.RUNNING: 1, Status.FAILED: 2, Status.COMPLETED: 3}
+
 
 def parse_timestamp(text: str) -> dt.datetime | None:
     """ISO 8601 text to an aware UTC datetime; no offset means UTC; empty means None."""
@@ -156,7 +158,10 @@ class GenerationRow:
     def from_cells(cls, cells: Mapping[str, str], line: int | None = None) -> GenerationRow:
         """Structure a row from its text cells; raises ValueError for a cell of the wrong shape."""
         values: dict[str, Any] = {name: cells.get(name, "") for name in GENERATIONS_COLUMNS}
-        parsed = {name: hook(values[name], kind) if values[name] or name == "status" else None for name, hook, kind in _TYPED_HOOKS}
+        parsed = {
+            name: hook(values[name], kind) if values[name] or name == "status" else None
+            for name, hook, kind in _TYPED_HOOKS
+        }
         values.update(parsed)
         extra = {k: v for k, v in cells.items() if k not in _KNOWN}
         return cls(**values, extra=extra, source=cells, parsed=parsed, line=line)
@@ -193,9 +198,7 @@ class GenerationRow:
 
 _KNOWN = frozenset(GENERATIONS_COLUMNS)
 attrs.resolve_types(GenerationRow)
-_TYPED: dict[str, Any] = {
-    a.name: a.type for a in attrs.fields(GenerationRow) if a.name in _KNOWN and a.type is not str
-}
+_TYPED: dict[str, Any] = {a.name: a.type for a in attrs.fields(GenerationRow) if a.name in _KNOWN and a.type is not str}
 _known_values = operator.attrgetter(*GENERATIONS_COLUMNS)
 _typed_values = operator.attrgetter(*_TYPED)
 

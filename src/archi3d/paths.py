@@ -152,9 +152,7 @@ class PathResolver:
         for folder in folders:
             if os.path.lexists(folder) and not folder.is_dir():
                 what = (
-                    f"a link to {os.readlink(folder)}, which is not a folder"
-                    if folder.is_symlink()
-                    else "not a folder"
+                    f"a link to {os.readlink(folder)}, which is not a folder" if folder.is_symlink() else "not a folder"
                 )
                 raise InputError(f"{folder}: {what}; expected a folder of the workspace layout. Nothing was changed.")
 

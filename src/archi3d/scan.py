@@ -16,10 +16,9 @@ from archi3d.model import Evidence, TimeEvidence
 from archi3d.paths import PathResolver, is_safe_relative, resolves_within, to_posix, validate_id
 from archi3d.worker_log import WorkerLog
 
-__all__ = ["MARKER_KINDS", "Progress", "Recorded", "RunScanner"]
+__all__ = ["MARKER_KINDS", "Recorded", "RunScanner"]
 
 MARKER_KINDS = frozenset({"inprogress", "completed", "failed"})
-Progress = Callable[[int, int], None]
 _ERROR_ONLY = frozenset({"error.txt"})
 _NO_MARKERS: frozenset[str] = frozenset()
 _NO_FOLDER = Listing()
@@ -150,7 +149,9 @@ class RunScanner:
             return self._stat_outside_folder(posix) if name is None else entry_of(name)
 
         existing = frozenset(
-            to_posix(p) for p in {*recorded.paths, *recorded.previews} if p and (e := lookup(p)) is not None and e.is_file
+            to_posix(p)
+            for p in {*recorded.paths, *recorded.previews}
+            if p and (e := lookup(p)) is not None and e.is_file
         )
         named_entry = lookup(recorded.gen_object) if recorded.gen_object else None
         named = Chosen(to_posix(recorded.gen_object), named_entry) if named_entry is not None else None

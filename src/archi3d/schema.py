@@ -18,8 +18,8 @@ with warnings.catch_warnings():
 from archi3d.columns import MANIFEST_REQUIRED, NUMBER_COLUMNS, TIMESTAMP_COLUMNS
 from archi3d.csvtable import CsvTable
 from archi3d.errors import Problem, TableError
-from archi3d.model import Status
 from archi3d.formats import ID, NUMBER, TIMESTAMP
+from archi3d.model import Status
 
 __all__ = ["GENERATIONS_SCHEMA", "MANIFEST_SCHEMA", "check_frame", "validate_generations", "validate_manifest"]
 
@@ -155,10 +155,11 @@ def check_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, file: str, line
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        raise TableError(_problems(errors.failure_cases, file, lines)) from None
+        raise TableError(_problems(errors.failure_cases, file, lines, list(frame.columns))) from None
 
 
-def _problems(cases: pd.DataFrame, file: str, lines: Sequence[int]) -> list[Problem]:
+def _problems(cases: pd.DataFrame, file: str, lines: Sequence[int], header: Sequence[str]) -> list[Problem]:
+    fields = {name: at for at, name in enumerate(header, 1)}
     problems: list[Problem] = []
     seen: set[tuple[int | None, str | None, str]] = set()
     for case in cases.to_dict("records"):
@@ -178,7 +179,7 @@ def _problems(cases: pd.DataFrame, file: str, lines: Sequence[int]) -> list[Prob
         if key in seen:
             continue
         seen.add(key)
-        problems.append(Problem(file, line, str(column), f"{check}, found {str(value)!r}"))
+        problems.append(Problem(file, line, str(column), f"{check}, found {str(value)!r}", fields.get(str(column))))
     problems.sort(key=lambda p: (p.line or 0, p.column or ""))
     return problems
 

@@ -79,7 +79,9 @@ def apply_upserts(table: CsvTable, updates: Sequence[Mapping[str, str]], key_col
     return TableEdit(chunks, len(appended), len(replaced), header, written, lines)
 
 
-def _positions(table: CsvTable, keys: Sequence[tuple[str, ...]], key_cols: Sequence[str]) -> dict[tuple[str, ...], list[int]]:
+def _positions(
+    table: CsvTable, keys: Sequence[tuple[str, ...]], key_cols: Sequence[str]
+) -> dict[tuple[str, ...], list[int]]:
     """The rows of the table holding each of `keys`, found by arrow (only the candidate rows reach Python)."""
     if not keys or not len(table):
         return {}
@@ -150,9 +152,7 @@ def upsert_rows(
         if edit is None:
             return 0, 0
         if _is_generations(path):
-            frame = pd.DataFrame(
-                {c: pd.Series([row[c] for row in edit.written], dtype="str") for c in edit.header}
-            )
+            frame = pd.DataFrame({c: pd.Series([row[c] for row in edit.written], dtype="str") for c in edit.header})
             check_frame(frame, GENERATIONS_SCHEMA, str(path), edit.written_lines)
         write_bytes_atomic(path, edit.chunks, replace_timeout=lock_timeout)
     return edit.inserted, edit.updated

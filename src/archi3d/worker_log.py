@@ -63,17 +63,16 @@ class WorkerLog:
         if not path.is_file():  # absent, or not a regular file that a read would not block on
             return cls(records)
         try:
-            handle = open(path, encoding="utf-8", errors="replace")
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if run_id not in line or "job_" not in line:  # lines of other runs and events: not parsed
+                        continue
+                    stamp, _, body = line.strip().partition(" ")
+                    found = _job_record(body, run_id)
+                    if found is not None:
+                        records.setdefault(found[0], []).append((stamp, found[1]))
         except OSError:
-            return cls(records)
-        with handle:
-            for line in handle:
-                if run_id not in line or "job_" not in line:  # lines of other runs and events: not parsed
-                    continue
-                stamp, _, body = line.strip().partition(" ")
-                found = _job_record(body, run_id)
-                if found is not None:
-                    records.setdefault(found[0], []).append((stamp, found[1]))
+            return cls({})  # a log that cannot be read has no events to give
         return cls(records)
 
     def event(self, job_id: str) -> LogEvent | None:

@@ -7,7 +7,7 @@ compute wrappers, no @disjoint_base, constructors declared from the .pyx sources
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,7 @@ from typing_extensions import Buffer as _SupportsBuffer
 
 _MapsAsPydicts = Literal["lossy", "strict"] | None
 # What `take` accepts as row indices: an integer array, or anything pyarrow turns into one.
-_Indices = Array | ChunkedArray | Sequence[int] | npt.NDArray[np.integer[Any]]
+_Indices: TypeAlias = "Array | ChunkedArray | Sequence[int] | npt.NDArray[np.integer[Any]]"
 
 # --- errors (pyarrow/error.pxi) ----------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ _Value = Scalar | str | bytes | int | float | bool
 # --- comparisons and logic: (x, y, /) ----------------------------------------------------------------
 
 @overload
-def equal(x: ChunkedArray, y: ChunkedArray | Array | _Value, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
+def equal(
+    x: ChunkedArray, y: ChunkedArray | Array | _Value, /, *, memory_pool: MemoryPool | None = None
+) -> ChunkedArray: ...
 @overload
 def equal(x: Array | _Value, y: ChunkedArray, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
 @overload
@@ -23,7 +25,9 @@ def equal(x: Array, y: Array | _Value, /, *, memory_pool: MemoryPool | None = No
 @overload
 def equal(x: _Value, y: Array, /, *, memory_pool: MemoryPool | None = None) -> Array: ...
 @overload
-def and_(x: ChunkedArray, y: ChunkedArray | Array | _Value, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
+def and_(
+    x: ChunkedArray, y: ChunkedArray | Array | _Value, /, *, memory_pool: MemoryPool | None = None
+) -> ChunkedArray: ...
 @overload
 def and_(x: Array | _Value, y: ChunkedArray, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
 @overload
@@ -31,7 +35,9 @@ def and_(x: Array, y: Array | _Value, /, *, memory_pool: MemoryPool | None = Non
 @overload
 def and_(x: _Value, y: Array, /, *, memory_pool: MemoryPool | None = None) -> Array: ...
 @overload
-def or_(x: ChunkedArray, y: ChunkedArray | Array | _Value, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
+def or_(
+    x: ChunkedArray, y: ChunkedArray | Array | _Value, /, *, memory_pool: MemoryPool | None = None
+) -> ChunkedArray: ...
 @overload
 def or_(x: Array | _Value, y: ChunkedArray, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
 @overload
@@ -119,7 +125,9 @@ def split_pattern(
 # --- lists, sets, selection ---------------------------------------------------------------------------
 
 @overload
-def list_element(lists: ChunkedArray, index: int | Scalar, /, *, memory_pool: MemoryPool | None = None) -> ChunkedArray: ...
+def list_element(
+    lists: ChunkedArray, index: int | Scalar, /, *, memory_pool: MemoryPool | None = None
+) -> ChunkedArray: ...
 @overload
 def list_element(lists: Array, index: int | Scalar, /, *, memory_pool: MemoryPool | None = None) -> Array: ...
 @overload
@@ -164,11 +172,26 @@ def indices_nonzero(values: Array | ChunkedArray, /, *, memory_pool: MemoryPool 
 # --- aggregates ---------------------------------------------------------------------------------------
 
 def min(
-    array: Array | ChunkedArray, /, *, skip_nulls: bool = True, min_count: int = 1, memory_pool: MemoryPool | None = None
+    array: Array | ChunkedArray,
+    /,
+    *,
+    skip_nulls: bool = True,
+    min_count: int = 1,
+    memory_pool: MemoryPool | None = None,
 ) -> Scalar: ...
 def max(
-    array: Array | ChunkedArray, /, *, skip_nulls: bool = True, min_count: int = 1, memory_pool: MemoryPool | None = None
+    array: Array | ChunkedArray,
+    /,
+    *,
+    skip_nulls: bool = True,
+    min_count: int = 1,
+    memory_pool: MemoryPool | None = None,
 ) -> Scalar: ...
 def any(
-    array: Array | ChunkedArray, /, *, skip_nulls: bool = True, min_count: int = 1, memory_pool: MemoryPool | None = None
+    array: Array | ChunkedArray,
+    /,
+    *,
+    skip_nulls: bool = True,
+    min_count: int = 1,
+    memory_pool: MemoryPool | None = None,
 ) -> BooleanScalar: ...

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
+from typing import NamedTuple
 
 import attrs
 
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.consolidation.options import ConsolidateOptions
+from archi3d.consolidation.selection import JobRows, considered_rows
 from archi3d.csvtable import CsvTable
 from archi3d.listing import Listing
 from archi3d.manifest import Manifest
 from archi3d.merge import merge_duplicates, merge_winner
 from archi3d.model import GenerationRow, Job, Status
 from archi3d.reconcile import Conflict, reconcile
-from archi3d.scan import Progress, Recorded, RunScanner
+from archi3d.scan import Recorded, RunScanner
 from archi3d.settled import RowFacts, is_settled
 
 __all__ = ["Outcome", "RunContext", "decide", "table_columns"]
@@ -27,9 +29,11 @@ _RECORDED_PATHS = ("gen_object_path", *PREVIEW_COLUMNS)
 _TIME_COLUMNS = ("generation_start", "generation_end", "generation_duration_s")
 
 
-@attrs.frozen(slots=False)
-class Outcome:
-    """What consolidate decided for one job, in plain values (another process may have decided it)."""
+class Outcome(NamedTuple):
+    """What consolidate decided for one job, in plain values (another process may have decided it).
+
+    A tuple: once collected, the collector leaves alone a tuple that holds only text and numbers.
+    """
 
     after: str
     """The job's status once consolidated."""
@@ -45,7 +49,11 @@ class Outcome:
     def is_quiet(self) -> bool:
         """Nothing to report: no conflict, no fix, nothing found missing or invalid."""
         return not (
-            self.conflicts or self.marker_mismatch_fixed or self.downgraded or self.missing_output or self.invalid_previews
+            self.conflicts
+            or self.marker_mismatch_fixed
+            or self.downgraded
+            or self.missing_output
+            or self.invalid_previews
         )
 
 
@@ -58,7 +66,7 @@ class RunContext:
     """What deciding jobs of a run takes: the table as read and its rows by job, the manifest, the scan."""
 
     table: CsvTable | None
-    groups: Mapping[str, list[int]]
+    groups: JobRows
     """Row indices of each job of the run, jobs in file order."""
     manifest: Manifest
     scanner: RunScanner
@@ -73,9 +81,14 @@ def table_columns(table: CsvTable | None) -> list[str]:
 
 
 def decide(
-    run: RunContext, jobs: Sequence[str], progress: Progress | None = None, *, settled_check: bool = True
+    run: RunContext,
+    jobs: Sequence[str],
+    decided: Callable[[int], None] | None = None,
+    *,
+    settled_check: bool = True,
 ) -> dict[str, Outcome]:
-    """The outcome of each job of `jobs`.
+    """The outcome of each job of `jobs`; `decided(rows)` is told now and then how many more rows (as
+    the summary's `considered` counts them) are decided.
 
     `settled_check=False` sends every job through the reconciler: slower, and the same outcomes (the
     tests hold the settled check to that).
@@ -84,13 +97,16 @@ def decide(
     facts = _row_facts(table, groups, jobs) if table is not None else {}
     outcomes: dict[str, Outcome] = {}
     pending: dict[str, Listing] = {}
+    reported = 0
     for done, job_id in enumerate(jobs, 1):
         fact = facts.get(job_id)
         listing = scanner.listing(job_id)
         markers = scanner.markers(job_id)
         heartbeat = scanner.marker_at(job_id, "inprogress") if "inprogress" in markers else None
-        if settled_check and fact is not None and is_settled(
-            fact, markers, heartbeat, listing, scanner.folder_rel(job_id), rules, run.now
+        if (
+            settled_check
+            and fact is not None
+            and is_settled(fact, markers, heartbeat, listing, scanner.folder_rel(job_id), rules, run.now)
         ):
             outcomes[job_id] = _SETTLED[fact.status]
         else:
@@ -98,13 +114,14 @@ def decide(
             if len(pending) >= _BATCH:
                 outcomes.update(_reconciled_batch(run, pending))
                 pending.clear()
-        if progress is not None and (done % 1000 == 0 or done == len(jobs)):
-            progress(done, len(jobs))
+        if decided is not None and (done % _BATCH == 0 or done == len(jobs)):
+            decided(considered_rows(groups, jobs[reported:done]))
+            reported = done
     outcomes.update(_reconciled_batch(run, pending))
     return outcomes
 
 
-def _row_facts(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> dict[str, RowFacts]:
+def _row_facts(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> dict[str, RowFacts]:
     """The cells the settled check looks at, for each job of `jobs` that has exactly one row."""
     single = [j for j in jobs if len(groups.get(j, ())) == 1]
     indices = [groups[j][0] for j in single]
@@ -131,7 +148,7 @@ def _row_facts(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[
     }
 
 
-def _rows_of(table: CsvTable | None, groups: Mapping[str, list[int]], jobs: Iterable[str]) -> dict[str, list[GenerationRow]]:
+def _rows_of(table: CsvTable | None, groups: JobRows, jobs: Iterable[str]) -> dict[str, list[GenerationRow]]:
     if table is None:
         return {}
     wanted = [j for j in jobs if j in groups]
@@ -168,7 +185,12 @@ def _in_order(cells: Mapping[str, str], columns: Sequence[str]) -> tuple[str, ..
 
 
 def _reconciled(
-    run: RunContext, group: Sequence[GenerationRow], job: Job | None, listing: Listing, job_id: str, columns: Sequence[str]
+    run: RunContext,
+    group: Sequence[GenerationRow],
+    job: Job | None,
+    listing: Listing,
+    job_id: str,
+    columns: Sequence[str],
 ) -> Outcome:
     """One job through the reconciler (its duplicate rows merged first)."""
     evidence = run.scanner.evidence(job_id, _recorded(group), listing)

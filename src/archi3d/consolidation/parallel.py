@@ -6,16 +6,18 @@ import gc
 import multiprocessing
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
 from archi3d.consolidation.deciding import Outcome, RunContext, decide
 from archi3d.consolidation.options import MAX_WORKERS, ConsolidateOptions
-from archi3d.scan import Progress
+from archi3d.consolidation.selection import considered_rows
+from archi3d.progress import Progress
 
-__all__ = ["decide_all", "process_count"]
+__all__ = ["DECIDING", "decide_all", "process_count"]
+
+DECIDING = "deciding jobs"
 
 _T = TypeVar("_T")
 _PARALLEL_FROM = 5000
@@ -23,6 +25,8 @@ _PARALLEL_FROM = 5000
 _CHUNK = 500
 """Jobs a process takes at a time: at the end, a process waits at most about a chunk's time for the others."""
 _MAX_CHUNKS = 1000
+IDLE_S = 120.0
+"""Seconds without a chunk delivered after which the workers are given up on."""
 
 _run: RunContext | None = None
 """The run the pool's workers decide: set before they are forked, so they inherit it (it is never pickled)."""
@@ -47,16 +51,27 @@ def decide_all(
 ) -> tuple[dict[str, Outcome], _T]:
     """`meanwhile()` (checks that need no decision), and the outcome of every job.
 
+    `progress(DECIDING, done, total)` counts rows as the summary's `considered` does.
+
     Deciding is listing, stat-ing and reading files plus pure Python: more processes are the way to
-    more cores. The jobs go to a process pool in chunks; the workers start at once while this process
-    runs `meanwhile`, then this process takes the chunks no worker has started yet, from the last one
-    back. A worker only reads. Whatever a worker does not deliver (it raised, died, or is far slower
-    than this process) is decided here, so the result never depends on the workers.
+    more cores. For a large run the jobs go in chunks to a pool of processes forked from this one
+    (one per core), which start at once while this process runs `meanwhile` and then gathers their
+    outcomes; a worker only reads. Whatever a worker does not deliver (it raised, died, or went
+    quiet for IDLE_S seconds) is decided here, so the result never depends on the workers.
     """
+    total = considered_rows(run.groups, jobs)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None:
+            progress(DECIDING, done, total)
+
     count = process_count(run.options, len(jobs))
     if count == 1:
         found = meanwhile()
-        return decide(run, jobs, progress), found
+        return decide(run, jobs, advance), found
     global _run
     size = max(_CHUNK, -(-len(jobs) // _MAX_CHUNKS))
     chunks = [jobs[at : at + size] for at in range(0, len(jobs), size)]
@@ -64,40 +79,35 @@ def decide_all(
     _run = run
     # A forked worker's collections would touch every object it inherited, copying each page of them:
     # it freezes them first (its own objects are collected as usual; the caller's process is left alone).
-    pool = ProcessPoolExecutor(count - 1, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze)
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze)
     given_up = False
     try:
-        futures = [_submitted(pool, chunk) for chunk in chunks]
+        futures = {chunk_at: _submitted(pool, chunk) for chunk_at, chunk in enumerate(chunks)}
         found = meanwhile()
-        started = time.monotonic()
         outcomes: dict[str, Outcome] = {}
-        mine: set[int] = set()
-        for at in reversed(range(len(chunks))):
-            future = futures[at]
-            if future is None or future.cancel():
-                outcomes.update(decide(run, chunks[at]))
-                mine.add(at)
-                if progress is not None:
-                    progress(_decided(futures, chunks, mine), len(jobs))
-        # A worker far slower than this process (stuck, or starved) is given up on.
-        deadline = time.monotonic() + 2 * (time.monotonic() - started) + 30
-        for at, (future, chunk) in enumerate(zip(futures, chunks)):
-            if at in mine or future is None:
-                continue
-            try:
-                outcomes.update(future.result(timeout=max(deadline - time.monotonic(), 0)))
-            except Exception:  # noqa: BLE001 - deciding here again raises what is really wrong, if anything
-                given_up = given_up or not future.done()
-                outcomes.update(decide(run, chunk))
-        if progress is not None:
-            progress(len(jobs), len(jobs))
+        left = {future: at for at, future in futures.items() if future is not None}
+        while left:
+            finished, _ = wait(left, timeout=IDLE_S, return_when=FIRST_COMPLETED)
+            if not finished:  # stuck, or starved: what is left is decided here
+                given_up = True
+                break
+            for future in finished:
+                chunk = chunks[left.pop(future)]
+                try:
+                    outcomes.update(future.result())
+                except Exception:
+                    outcomes.update(decide(run, chunk))
+                advance(considered_rows(run.groups, chunk))
+        for chunk in (chunks[at] for at, future in futures.items() if future is None or future in left):
+            outcomes.update(decide(run, chunk))
+            advance(considered_rows(run.groups, chunk))
         return outcomes, found
     finally:
         _run = None
         if given_up:
             for process in set(multiprocessing.active_children()) - before:
                 process.kill()
-        pool.shutdown(cancel_futures=True)  # a worker still deciding finishes its chunk
+        pool.shutdown(cancel_futures=True)
 
 
 def _submitted(pool: ProcessPoolExecutor, chunk: Sequence[str]) -> Future[dict[str, Outcome]] | None:
@@ -106,12 +116,3 @@ def _submitted(pool: ProcessPoolExecutor, chunk: Sequence[str]) -> Future[dict[s
         return pool.submit(_decide_chunk, chunk)
     except BrokenExecutor:
         return None
-
-
-def _decided(futures: Sequence[Future[dict[str, Outcome]] | None], chunks: Sequence[Sequence[str]], mine: set[int]) -> int:
-    """Jobs of the chunks decided so far, here or by a worker."""
-    return sum(
-        len(chunk)
-        for at, (future, chunk) in enumerate(zip(futures, chunks))
-        if at in mine or (future is not None and future.done() and not future.cancelled())
-    )

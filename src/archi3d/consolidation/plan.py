@@ -10,6 +10,7 @@ import attrs
 import pandas as pd
 
 from archi3d.consolidation.deciding import Outcome, table_columns
+from archi3d.consolidation.selection import JobRows
 from archi3d.consolidation.summary import Counts
 from archi3d.csvtable import CsvTable, encode_row
 from archi3d.errors import Problem, TableError
@@ -43,14 +44,14 @@ class Plan:
         return bool(self.replaced or self.appended)
 
 
-def status_histogram(table: CsvTable, groups: Mapping[str, list[int]], jobs: Sequence[str]) -> Counter[str]:
+def status_histogram(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> Counter[str]:
     """How many rows of these jobs hold each status."""
     return Counter(table.columns([i for job_id in jobs for i in groups.get(job_id, ())], ("status",))["status"])
 
 
 def plan_edit(
     table: CsvTable,
-    groups: Mapping[str, list[int]],
+    groups: JobRows,
     jobs: Sequence[str],
     outcomes: Mapping[str, Outcome],
     manifest_jobs: Container[str],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.csvtable import CsvTable
@@ -10,23 +10,25 @@ from archi3d.manifest import Manifest
 from archi3d.model import Status
 from archi3d.scan import RunScanner
 
-__all__ = ["job_rows", "orphans", "select_jobs"]
+__all__ = ["JobRows", "considered_rows", "job_rows", "orphans", "select_jobs"]
 
 
-def job_rows(table: CsvTable | None, run_id: str) -> dict[str, list[int]]:
+JobRows = Mapping[str, tuple[int, ...]]
+"""The row indices of each job of a run in the table, jobs and rows in file order."""
+
+
+def job_rows(table: CsvTable | None, run_id: str) -> JobRows:
     """Row indices of each job of the run, jobs in file order."""
     groups: dict[str, list[int]] = {}
-    if table is None or not len(table):
-        return groups
-    hits = table.rows_where("run_id", run_id)
-    for index, job_id in zip(hits, table.columns(hits, ("job_id",))["job_id"]):
-        groups.setdefault(job_id, []).append(index)
-    return groups
+    if table is not None and len(table):
+        hits = table.rows_where("run_id", run_id)
+        for index, job_id in zip(hits, table.columns(hits, ("job_id",))["job_id"]):
+            groups.setdefault(job_id, []).append(index)
+    # Tuples: the collector stops looking at a tuple of ints, and 100,000 lists it would look at every time.
+    return {job_id: tuple(rows) for job_id, rows in groups.items()}
 
 
-def select_jobs(
-    groups: Mapping[str, list[int]], table: CsvTable, manifest: Manifest, options: ConsolidateOptions
-) -> list[str]:
+def select_jobs(groups: JobRows, table: CsvTable, manifest: Manifest, options: ConsolidateOptions) -> list[str]:
     """Jobs considered: CSV jobs in file order, then manifest-only ones; --only-status and --max-rows.
 
     A duplicate group is selected whole if any of its rows is; a manifest-only job counts as enqueued.
@@ -39,7 +41,12 @@ def select_jobs(
     return chosen if options.max_rows is None else chosen[: max(options.max_rows, 0)]
 
 
-def orphans(scanner: RunScanner, table: CsvTable, groups: Mapping[str, list[int]], manifest: Manifest) -> tuple[str, ...]:
+def considered_rows(groups: JobRows, jobs: Iterable[str]) -> int:
+    """What the summary's `considered` counts for these jobs: each row of a CSV job, and each manifest-only job."""
+    return sum(max(len(groups.get(job_id, ())), 1) for job_id in jobs)
+
+
+def orphans(scanner: RunScanner, table: CsvTable, groups: JobRows, manifest: Manifest) -> tuple[str, ...]:
     """Jobs with outputs or markers that neither the CSV nor the manifest knows.
 
     Folders that the run's rows point into (old layouts: outputs/<algo>/) are not orphans.

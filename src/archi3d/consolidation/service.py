@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from archi3d.consolidation.deciding import RunContext
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.consolidation.parallel import decide_all
 from archi3d.consolidation.plan import Plan, check_written, plan_edit, status_histogram
-from archi3d.consolidation.selection import job_rows, orphans, select_jobs
+from archi3d.consolidation.selection import JobRows, job_rows, orphans, select_jobs
 from archi3d.consolidation.summary import Summary
 from archi3d.consolidation.write import write_plan
 from archi3d.csvtable import CsvTable, read_csv_table, release_unused_memory
@@ -23,10 +24,14 @@ from archi3d.errors import Archi3dError, InputError, StrictConflictError, Unknow
 from archi3d.formats import UTC
 from archi3d.manifest import Manifest
 from archi3d.paths import PathResolver, validate_id
-from archi3d.scan import Progress, RunScanner
+from archi3d.progress import Progress
+from archi3d.scan import RunScanner
 from archi3d.schema import validate_generations
 
-__all__ = ["consolidate"]
+__all__ = ["READING", "WRITING", "consolidate"]
+
+READING = "reading the table and the run's folders"
+WRITING = "writing the table"
 
 
 def consolidate(
@@ -38,9 +43,10 @@ def consolidate(
 ) -> Summary:
     """Reconcile one run's on-disk evidence with tables/generations.csv; returns the summary record.
 
-    `now` decides which heartbeats are stale (default: the clock); `progress(done, total)` is called
-    as jobs are decided. Raises InputError (bad input, exit 2), StrictConflictError (exit 1),
-    LockTimeoutError, ReplaceRefusedError or WriteFailedError (exit 3).
+    `now` decides which heartbeats are stale (default: the clock); `progress(phase, done, total)` is
+    told each phase (reading, deciding jobs, writing), and how many rows of `considered` are decided.
+    Raises InputError (bad input, exit 2), StrictConflictError (exit 1), LockTimeoutError,
+    ReplaceRefusedError or WriteFailedError (exit 3).
     """
     try:
         return _consolidate(workspace, options, now or dt.datetime.now(UTC), progress)
@@ -64,6 +70,8 @@ def _consolidate(
     if os.path.lexists(log_path) and not log_path.is_file():
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
+    if progress is not None:
+        progress(READING, 0, 0)
     with ThreadPoolExecutor(1) as beside:
         # Parsing the table leaves the GIL to arrow's threads: the manifest and the listings are read meanwhile.
         inputs = beside.submit(lambda: (Manifest.read(resolver, run_id), RunScanner(resolver, run_id)))
@@ -76,12 +84,9 @@ def _consolidate(
     jobs = select_jobs(groups, base, manifest, options)
     run = RunContext(table, groups, manifest, scanner, options, now)
 
-    def validate_and_find_orphans() -> tuple[str, ...]:
-        if table is not None:
-            validate_generations(table)
-        return orphans(scanner, base, groups, manifest)
-
-    outcomes, found_orphans = decide_all(run, jobs, validate_and_find_orphans, progress)
+    checks = functools.partial(_validate_and_find_orphans, table, base, groups, manifest, scanner)
+    outcomes, found_orphans = decide_all(run, jobs, checks, progress)
+    del checks
     before = status_histogram(base, groups, jobs)
     # From here on the table's bytes and layout are enough (a re-plan reads the file afresh): its cells go.
     base = base.without_cells()
@@ -96,6 +101,8 @@ def _consolidate(
         append_log_record(log_path, result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
     if not options.dry_run and plan.changes_the_table:
+        if progress is not None:
+            progress(WRITING, 0, 0)
         plan, written = write_plan(resolver, run, plan, jobs, outcomes, found_orphans)
     result = _summary(options, plan, written, now, started)
     try:
@@ -109,6 +116,15 @@ def _consolidate(
             error,
         ) from error
     return result
+
+
+def _validate_and_find_orphans(
+    table: CsvTable | None, base: CsvTable, groups: JobRows, manifest: Manifest, scanner: RunScanner
+) -> tuple[str, ...]:
+    """What is checked while jobs are decided: the whole table against the schema, and the run's orphans."""
+    if table is not None:
+        validate_generations(table)
+    return orphans(scanner, base, groups, manifest)
 
 
 def _refuse_unknown_run(resolver: PathResolver, table: CsvTable | None, rows: int, run_id: str) -> None:

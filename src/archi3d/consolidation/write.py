@@ -12,7 +12,7 @@ from archi3d.atomic import write_bytes_atomic
 from archi3d.columns import GENERATIONS_COLUMNS
 from archi3d.consolidation.deciding import Outcome, RunContext, decide
 from archi3d.consolidation.plan import Plan, check_written, plan_edit, status_histogram
-from archi3d.consolidation.selection import job_rows
+from archi3d.consolidation.selection import JobRows, job_rows
 from archi3d.csvtable import CsvTable, read_csv_table, render_chunks
 from archi3d.errors import WriteFailedError
 from archi3d.lock import table_lock
@@ -62,16 +62,16 @@ def write_plan(
 
 def _jobs_rewritten(
     table: CsvTable | None,
-    groups: Mapping[str, list[int]],
+    groups: JobRows,
     fresh: CsvTable | None,
-    fresh_groups: Mapping[str, list[int]],
+    fresh_groups: JobRows,
     jobs: Sequence[str],
 ) -> list[str]:
     """The jobs whose rows are not byte for byte what they were (all of them if the header changed)."""
     if table is None or fresh is None or fresh.header != table.header:
         return list(jobs)
 
-    def rows_bytes(source: CsvTable, of: Mapping[str, list[int]], job_id: str) -> list[bytes]:
+    def rows_bytes(source: CsvTable, of: JobRows, job_id: str) -> list[bytes]:
         return [source.raw(i) for i in of.get(job_id, ())]
 
     return [j for j in jobs if rows_bytes(fresh, fresh_groups, j) != rows_bytes(table, groups, j)]
@@ -82,14 +82,13 @@ def _holds(path: Path, data: bytes | None) -> bool:
     if data is None:
         return not path.exists()
     try:
-        handle = open(path, "rb")
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size != len(data):
+                return False
+            for at in range(0, len(data), 1 << 22):
+                # bytes against bytes is one memcmp (against a memoryview, a comparison per byte)
+                if handle.read(1 << 22) != data[at : at + (1 << 22)]:
+                    return False
+            return not handle.read(1)
     except FileNotFoundError:
         return False
-    with handle:
-        if os.fstat(handle.fileno()).st_size != len(data):
-            return False
-        for at in range(0, len(data), 1 << 22):
-            # bytes against bytes is one memcmp (against a memoryview, a comparison per byte)
-            if handle.read(1 << 22) != data[at : at + (1 << 22)]:
-                return False
-        return not handle.read(1)

@@ -16,8 +16,11 @@ from archi3d.columns import MANIFEST_COLUMNS
 from archi3d.demo.expectations import Expectation
 from archi3d.demo.files import GLB, PREVIEW_PNGS
 from archi3d.demo.jobs import IdSource, Job, Record, iso, random_job, table_record
+from archi3d.progress import Progress
 
-__all__ = ["Builder"]
+__all__ = ["WRITING_JOBS", "Builder"]
+
+WRITING_JOBS = "writing demo jobs"
 
 _MarkerStyle = Literal["reference", "json", "empty"]
 
@@ -37,9 +40,16 @@ class Builder:
     fresh_markers: list[tuple[str, int]] = attrs.field(factory=list)
     expectations: list[Expectation] = attrs.field(factory=list)
     situation: str = ""
+    progress: Progress | None = None
+    jobs_expected: int = 0
+    """How many jobs the workspace will have, for `progress`."""
     _folders: set[str] = attrs.field(factory=set)
+    _jobs_made: int = 0
 
     def new_job(self, run_id: str, job_id: str = "", product_id: str = "") -> Job:
+        self._jobs_made += 1
+        if self.progress is not None and self._jobs_made % 500 == 0:
+            self.progress(WRITING_JOBS, min(self._jobs_made, self.jobs_expected), self.jobs_expected)
         return random_job(self.rng, run_id, job_id or self.ids.hex_id(), self.base, product_id)
 
     def write(self, relative: str, data: bytes, mtime: dt.datetime) -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 import attrs
 
 from archi3d.columns import MANIFEST_COLUMNS
-from archi3d.demo.builder import Builder
+from archi3d.demo.builder import WRITING_JOBS, Builder
 from archi3d.demo.expectations import EXPECTATIONS_FILE, Expectation, write_expectations
 from archi3d.demo.jobs import TABLE_COLUMNS, IdSource, Record, iso
-from archi3d.formats import UTC
 from archi3d.demo.runs import build_main_run, build_other_run, interleave
+from archi3d.formats import UTC
 from archi3d.paths import validate_id
+from archi3d.progress import Progress
 
 __all__ = ["DEFAULT_NOW", "DemoWorkspace", "build_demo_workspace"]
 
@@ -68,18 +69,21 @@ def build_demo_workspace(
     run_id: str = "demo-run",
     now: dt.datetime | None = None,
     lean: bool = False,
+    progress: Progress | None = None,
 ) -> DemoWorkspace:
     """Build a workspace whose run `run_id` holds `jobs` jobs covering every situation, plus `other_runs` runs.
 
     Everything depends only on the arguments, except the fresh heartbeats, which carry the real current time.
     `now` (default DEFAULT_NOW) is the base of every other timestamp and must lie in the past, or stale
     heartbeats would not be stale. `lean` leaves previews and markers out of the other runs.
+    `progress(phase, done, total)` is told how many jobs are written.
     """
     validate_id(run_id, "run_id")
     other_run_ids = [validate_id(f"{run_id}-{n}", "run_id") for n in range(2, other_runs + 2)]
     _check_empty(workspace)
     rng = random.Random(seed)
-    b = Builder(workspace, rng, now or DEFAULT_NOW, IdSource(rng))
+    expected = jobs * (1 + other_runs)
+    b = Builder(workspace, rng, now or DEFAULT_NOW, IdSource(rng), progress=progress, jobs_expected=expected)
     blocks = [build_main_run(b, run_id, jobs)]
     blocks += [build_other_run(b, other, jobs, lean) for other in other_run_ids]
     _write_csv(
@@ -90,4 +94,6 @@ def build_demo_workspace(
     _write_worker_log(workspace / "logs" / "worker.log", b.log_lines)
     write_expectations(workspace / EXPECTATIONS_FILE, b.expectations)
     _write_fresh_markers(workspace, b.fresh_markers)
+    if progress is not None:
+        progress(WRITING_JOBS, b.jobs_expected, b.jobs_expected)
     return DemoWorkspace(workspace, run_id, other_run_ids[0] if other_run_ids else "", tuple(b.expectations))
