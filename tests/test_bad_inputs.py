@@ -36,6 +36,7 @@ from reliability_support import DENY_ENV, DENY_FILES_ENV, parse_rows, run_archi3
 from workspace_builder import (
     BOM,
     GLB,
+    GLB_HASH,
     OTHER_RUN,
     PNG,
     RUN,
@@ -79,6 +80,7 @@ def base_rows() -> list[dict[str, str]]:
             generation_start=iso(J1_START),
             generation_end=iso(J1_END),
             generation_duration_s="3500",
+            **GLB_HASH,
         ),
         gen_row("j2", "enqueued"),
         gen_row("j3", "failed", error_msg="boom"),

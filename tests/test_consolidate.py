@@ -18,6 +18,7 @@ from archi3d.model import Status
 from archi3d.rules import DOWNGRADE_MESSAGE, StalePolicy
 from workspace_builder import (
     BOM,
+    GLB_HASH,
     NOW,
     OTHER_RUN,
     PNG,
@@ -1054,6 +1055,7 @@ def test_every_counter_on_a_hand_built_case(tmp_path: Path) -> None:
         "generation_start": iso(ago(300)),
         "generation_end": iso(ago(100)),
         "generation_duration_s": "200.000",
+        **GLB_HASH,  # its object's hash recorded too
     }
     write_manifest(ws, ["fix", "down", "ok", "dup", "both", "ins1", "ins2", "stale", "keep"])
     write_table(

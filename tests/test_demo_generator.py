@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
 import re
@@ -234,12 +235,12 @@ def test_expectations_file_holds_the_expectations(demo: DemoWorkspace) -> None:
 
 
 def test_situation_counts_cover_every_situation() -> None:
-    for jobs in (33, 40, 200, 100_000):
+    for jobs in (34, 40, 200, 100_000):
         counts = situation_counts(jobs)
         assert sum(counts.values()) == jobs
         assert set(counts) == set(SITUATIONS) and min(counts.values()) >= 1
-    with pytest.raises(ValueError, match="at least 33"):
-        situation_counts(32)
+    with pytest.raises(ValueError, match="at least 34"):
+        situation_counts(33)
 
 
 # every situation, read back from disk
@@ -417,6 +418,13 @@ def check_completed_and_failed_markers(disk: Disk, e: Expectation) -> None:
 
 def check_not_in_manifest(disk: Disk, e: Expectation) -> None:
     assert disk.only_row(e) and e.job_id not in disk.manifest_ids
+
+
+def check_object_changed(disk: Disk, e: Expectation) -> None:
+    row = disk.only_row(e)
+    obj = disk.root / e.gen_object_path
+    assert row["status"] == "completed" and obj.is_file()
+    assert row["gen_object_sha256"] != hashlib.sha256(obj.read_bytes()).hexdigest()
 
 
 CHECKS: dict[str, Callable[[Disk, Expectation], None]] = {

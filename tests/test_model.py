@@ -89,6 +89,10 @@ def valid_cells(draw: st.DrawFn) -> dict[str, str]:
             cells[column] = draw(st.one_of(st.just(""), number_texts))
         elif column.endswith("_path"):
             cells[column] = draw(st.sampled_from(["", "runs/r/outputs/j/generated.glb", "runs\\x\\y.glb", "a b/c.png"]))
+        elif column == "gen_object_bytes":
+            cells[column] = draw(st.sampled_from(["", "0", "464", "007", "123456789012"]))
+        elif column == "gen_object_sha256":
+            cells[column] = draw(st.sampled_from(["", "0" * 64, "9f" * 32]))
         else:
             cells[column] = draw(cell_text)
     for name, value in draw(st.dictionaries(extra_names, cell_text, max_size=4)).items():
@@ -116,6 +120,8 @@ def new_value_strategy(column: str) -> st.SearchStrategy[Any]:
         return st.one_of(st.none(), st.integers(0, 10**9).map(lambda ms: ms / 1000))
     if column in NUMBER_COLUMNS:
         return st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))
+    if column == "gen_object_bytes":
+        return st.one_of(st.none(), st.integers(0, 2**63))
     return cell_text
 
 

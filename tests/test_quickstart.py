@@ -43,13 +43,17 @@ CONSOLIDATE_OPTIONS = {
     "--workspace",
     "--lock-timeout",
     "--workers",
+    "--verify-hashes",
+    "--report",
 }
 OPTIONS_OF = {
     "consolidate": CONSOLIDATE_OPTIONS,
-    "validate": {"--workspace", "--run-id"},
+    "explain": {"--run-id", "--workspace", "--heartbeat-timeout", "--stale-policy", "--verify-hashes", "--json"},
+    "revert": {"--workspace", "--lock-timeout", "--json"},
+    "validate": {"--workspace", "--run-id", "--format"},
     "demo": {"--workspace", "--jobs", "--seed"},
 }
-OPTION_LINE = re.compile(r"^  (--[\w-]+)(?: / (--[\w-]+))?")
+OPTION_LINE = re.compile(r"^  (?:-\w, )?(--[\w-]+)(?: / (--[\w-]+))?")
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,7 +106,8 @@ def index_of(lines: list[str], pattern: str) -> int:
 
 
 VENV_STEP = r"python3 -m venv \.venv$"
-INSTALL_STEP = r"^\.venv/bin/python -m pip install .*-e '\.\[dev\]'$"
+LOCK_STEP = r"^\.venv/bin/python -m pip install --quiet --require-hashes -r requirements\.lock$"
+INSTALL_STEP = r"^\.venv/bin/python -m pip install --quiet --no-deps -e \.$"
 
 
 # ----------------------------------------------------------------------------- README and Makefile
@@ -127,6 +132,7 @@ def test_make_demo_creates_the_venv_installs_then_builds_and_consolidates(clone:
     steps = make_dry_run(clone, "demo")
     order = [
         index_of(steps, VENV_STEP),
+        index_of(steps, LOCK_STEP),
         index_of(steps, INSTALL_STEP),
         index_of(steps, rf"^rm -rf {DEMO_WORKSPACE}$"),
         index_of(steps, rf"^\.venv/bin/archi3d demo --workspace {DEMO_WORKSPACE}$"),
@@ -135,13 +141,16 @@ def test_make_demo_creates_the_venv_installs_then_builds_and_consolidates(clone:
     assert order == sorted(order), steps
 
 
-def test_make_test_creates_the_venv_installs_then_runs_mypy_and_pytest(clone: Path) -> None:
+def test_make_test_creates_the_venv_installs_then_runs_ruff_mypy_and_pytest(clone: Path) -> None:
     steps = make_dry_run(clone, "test")
     order = [
         index_of(steps, VENV_STEP),
+        index_of(steps, LOCK_STEP),
         index_of(steps, INSTALL_STEP),
+        index_of(steps, r"^\.venv/bin/ruff check \.$"),
+        index_of(steps, r"^\.venv/bin/ruff format --check \.$"),
         index_of(steps, r"^\.venv/bin/python -m mypy"),
-        index_of(steps, r"^\.venv/bin/python -m pytest"),
+        index_of(steps, r"^\.venv/bin/python -m pytest .*--cov=archi3d"),
     ]
     assert order == sorted(order), steps
 
@@ -186,7 +195,7 @@ def test_the_demo_steps_run_from_a_fresh_clone(clone: Path) -> None:
     stamp, _, payload = log.read_text(encoding="utf-8").splitlines()[-1].partition(" ")
     record = json.loads(payload)
     assert stamp and (record["event"], record["run_id"], record["written"]) == ("consolidate", "demo-run", True)
-    assert f"considered {record['considered']}: inserted {record['upsert_inserted']}," in summary
+    assert f"considered {record['considered']} (" in summary and f"inserted {record['upsert_inserted']}," in summary
 
     # Every path the README and `make demo` point the user to exists now.
     readme = (clone / "README.md").read_text(encoding="utf-8")
@@ -227,7 +236,7 @@ def test_top_level_help_lists_every_command() -> None:
     text = help_text()
     assert text.startswith("Usage: archi3d ")
     commands = re.findall(r"^  (\w+)  ", text.split("\nCommands:\n", 1)[1], flags=re.MULTILINE)
-    assert commands == ["consolidate", "validate", "demo"]
+    assert commands == ["consolidate", "explain", "revert", "validate", "demo"]
 
 
 @pytest.mark.parametrize("command", sorted(OPTIONS_OF))

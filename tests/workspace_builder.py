@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -30,6 +31,8 @@ RUN = "run-a"
 OTHER_RUN = "run-b"
 BOM = b"\xef\xbb\xbf"
 GLB = b"glTF\x02\x00\x00\x00\x24\x00\x00\x00" + b"\x00" * 24
+GLB_HASH = {"gen_object_sha256": hashlib.sha256(GLB).hexdigest(), "gen_object_bytes": str(len(GLB))}
+"""The cells consolidate records for an object of GLB's bytes."""
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
 LATER_COLUMNS: tuple[str, ...] = ("fscore", "fscore_status")
 TABLE_COLUMNS: tuple[str, ...] = (*GENERATIONS_COLUMNS, *LATER_COLUMNS)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # `X as X`: names this package exports (for type checkers; at
     from archi3d.errors import InputError as InputError
     from archi3d.errors import InvalidIdError as InvalidIdError
     from archi3d.errors import LockTimeoutError as LockTimeoutError
+    from archi3d.errors import ObjectChangedError as ObjectChangedError
     from archi3d.errors import ReplaceRefusedError as ReplaceRefusedError
     from archi3d.errors import StrictConflictError as StrictConflictError
     from archi3d.errors import TableError as TableError
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # `X as X`: names this package exports (for type checkers; at
     from archi3d.paths import validate_id as validate_id
     from archi3d.read import object_file as object_file
     from archi3d.read import rows_of_run as rows_of_run
+    from archi3d.read import verify_object as verify_object
     from archi3d.rules import StalePolicy as StalePolicy
     from archi3d.upsert import update_csv_atomic as update_csv_atomic
     from archi3d.upserter import TableUpserter as TableUpserter
@@ -45,6 +47,7 @@ _HOMES = {
     "InputError": "errors",
     "InvalidIdError": "errors",
     "LockTimeoutError": "errors",
+    "ObjectChangedError": "errors",
     "ReplaceRefusedError": "errors",
     "StrictConflictError": "errors",
     "TableError": "errors",
@@ -60,6 +63,7 @@ _HOMES = {
     "validate_id": "paths",
     "object_file": "read",
     "rows_of_run": "read",
+    "verify_object": "read",
     "StalePolicy": "rules",
     "ConsolidateOptions": "consolidation",
     "Summary": "consolidation",

@@ -32,6 +32,7 @@ GENERATIONS_COLUMNS: tuple[str, ...] = (
     "status", "created_at", "notes", "generation_start", "generation_end", "generation_duration_s",
     "unit_price_usd", "price_source", "gen_object_path", *_PREVIEWS, "error_msg",
     "worker_host", "worker_user", "worker_gpu", "worker_env", "worker_commit",
+    "gen_object_sha256", "gen_object_bytes",
 )  # fmt: skip
 
 MANIFEST_COLUMNS: tuple[str, ...] = (

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from archi3d.csvtable import CsvTable
 
-__all__ = ["Chunk", "encode_row", "render_chunks", "render_table"]
+__all__ = ["Chunk", "encode_row", "render_chunks", "render_table", "rendered_header"]
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
 _QUOTE_OR_BREAK = re.compile(r'["\r\n]')
@@ -42,13 +42,16 @@ def render_chunks(
     replaced: Mapping[int, bytes],
     appended: Iterable[bytes] = (),
     added_columns: Sequence[str] = (),
+    header: bytes | None = None,
 ) -> list[Chunk]:
-    """render_table's bytes as a list of pieces, the unchanged ones views of the file's bytes (no copy)."""
+    """render_table's bytes as a list of pieces, the unchanged ones views of the file's bytes (no copy).
+
+    `header`: other bytes for the header (BOM included), when the columns change otherwise.
+    """
     data = memoryview(table.data)
-    header: Chunk = data[: table.header_end]
-    if added_columns:
-        header = _widen(bytes(header), encode_row(["", *added_columns], b""))
-    parts = [header]
+    if header is None:
+        header = rendered_header(table, added_columns) if added_columns else None
+    parts: list[Chunk] = [data[: table.header_end] if header is None else header]
     cursor = table.header_end
     if added_columns:
         pad = b"," * len(added_columns)
@@ -69,6 +72,11 @@ def render_chunks(
             parts.append(table.newline)
         parts.extend(tail)
     return parts
+
+
+def rendered_header(table: CsvTable, added_columns: Sequence[str]) -> bytes:
+    """The header's bytes (BOM included) with `added_columns` at its tail."""
+    return _widen(table.data[: table.header_end], encode_row(["", *added_columns], b""))
 
 
 def render_table(

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "InvalidIdError",
     "LockTimeoutError",
+    "ObjectChangedError",
     "Problem",
     "ReplaceRefusedError",
     "StrictConflictError",
@@ -68,6 +69,10 @@ class TableError(InputError):
     @classmethod
     def single(cls, file: str, line: int | None, column: str | None, message: str) -> TableError:
         return cls([Problem(file, line, column, message)])
+
+
+class ObjectChangedError(InputError):
+    """A row's object is missing, or not the file whose SHA-256 the row records."""
 
 
 class StrictConflictError(Archi3dError):

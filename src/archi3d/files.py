@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import stat
@@ -11,7 +12,17 @@ from pathlib import Path
 from archi3d.formats import PNG_SIGNATURE, UTC
 from archi3d.model import parse_timestamp
 
-__all__ = ["ERROR_LIMIT", "TRUNCATED", "file_time", "is_png", "marker_time", "read_error_text", "read_head"]
+__all__ = [
+    "ERROR_LIMIT",
+    "TRUNCATED",
+    "file_time",
+    "is_png",
+    "marker_reading",
+    "marker_time",
+    "read_error_text",
+    "read_head",
+    "sha256_of",
+]
 
 ERROR_LIMIT = 2000
 TRUNCATED = " (truncated; see error.txt)"
@@ -58,9 +69,14 @@ def read_head(path: str | Path, limit: int) -> tuple[bytes, int] | None:
 
 def marker_time(path: str | Path) -> dt.datetime | None:
     """The timestamp written inside a marker (reference text or JSON); its mtime when it has none."""
+    return marker_reading(path)[0]
+
+
+def marker_reading(path: str | Path) -> tuple[dt.datetime | None, str]:
+    """A marker's time and where it comes from: "written inside", "file time" (none inside), or "unreadable"."""
     head = read_head(path, 4096)
     if head is None:
-        return None
+        return None, "unreadable"
     text = head[0].decode("utf-8", errors="replace").strip()
     stamp = ""
     if text.startswith("{"):
@@ -80,11 +96,11 @@ def marker_time(path: str | Path) -> dt.datetime | None:
     except ValueError:
         moment = None
     if moment is not None:
-        return moment
+        return moment, "written inside"
     try:
-        return file_time(os.stat(path).st_mtime)
+        return file_time(os.stat(path).st_mtime), "file time"
     except OSError:
-        return None
+        return None, "unreadable"
 
 
 def read_error_text(path: str | Path) -> str | None:
@@ -97,6 +113,21 @@ def read_error_text(path: str | Path) -> str | None:
     if len(text) > ERROR_LIMIT or size > len(data):
         return text[:ERROR_LIMIT] + TRUNCATED
     return text
+
+
+def sha256_of(path: str | Path) -> str | None:
+    """The SHA-256 of a regular file, read in pieces (never whole into memory); None if it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            return None
 
 
 def is_png(path: str | Path) -> bool:

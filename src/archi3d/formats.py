@@ -5,7 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["ID", "ID_PATTERN", "NUMBER", "NUMBER_PATTERN", "PNG_SIGNATURE", "TIMESTAMP", "TIMESTAMP_PATTERN", "UTC"]
+__all__ = [
+    "COUNT",
+    "COUNT_PATTERN",
+    "ID",
+    "ID_PATTERN",
+    "NUMBER",
+    "NUMBER_PATTERN",
+    "PNG_SIGNATURE",
+    "SHA256",
+    "TIMESTAMP",
+    "TIMESTAMP_PATTERN",
+    "UTC",
+]
 
 UTC = dt.UTC
 
@@ -17,9 +29,14 @@ TIMESTAMP = (
 )
 """ISO 8601, years 1900-2999 (what the table accepts; evidence outside counts as no time)."""
 NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+COUNT = r"\d+"
+"""A size in bytes."""
+SHA256 = r"[0-9a-f]{64}"
+"""A SHA-256 digest, in lowercase hex as hashlib's hexdigest() writes it."""
 
 ID_PATTERN = re.compile(ID)
 TIMESTAMP_PATTERN = re.compile(TIMESTAMP)
 NUMBER_PATTERN = re.compile(NUMBER)
+COUNT_PATTERN = re.compile(COUNT)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

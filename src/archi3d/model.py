@@ -15,7 +15,7 @@ import attrs
 import cattrs
 
 from archi3d.columns import GENERATIONS_COLUMNS, MANIFEST_COLUMNS
-from archi3d.formats import NUMBER_PATTERN, TIMESTAMP_PATTERN, UTC
+from archi3d.formats import COUNT_PATTERN, NUMBER_PATTERN, TIMESTAMP_PATTERN, UTC
 
 __all__ = [
     "Evidence",
@@ -26,6 +26,7 @@ __all__ = [
     "TimeEvidence",
     "format_number",
     "format_timestamp",
+    "parse_count",
     "parse_number",
     "parse_timestamp",
     "text_converter",
@@ -78,6 +79,15 @@ def parse_number(text: str) -> float | None:
     if NUMBER_PATTERN.fullmatch(text) is None:
         raise ValueError(f"expected a number, found {text!r}")
     return float(text)
+
+
+def parse_count(text: str) -> int | None:
+    """A non-negative integer (a size in bytes); empty means None."""
+    if not text:
+        return None
+    if COUNT_PATTERN.fullmatch(text) is None:
+        raise ValueError(f"expected a count of bytes, found {text!r}")
+    return int(text)
 
 
 def format_number(value: float | None) -> str:
@@ -147,6 +157,10 @@ class GenerationRow:
     worker_gpu: str = ""
     worker_env: str = ""
     worker_commit: str = ""
+    gen_object_sha256: str = ""
+    """The SHA-256 of the object when consolidate last recorded it (completed jobs)."""
+    gen_object_bytes: int | None = None
+    """Its size then, in bytes."""
     extra: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
     """The cells of columns that are not known ones, read-only."""
     source: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
@@ -220,6 +234,7 @@ def _build_converter() -> cattrs.Converter:
     converter.register_structure_hook(Status, lambda text, _: Status(text))
     converter.register_structure_hook(dt.datetime | None, lambda text, _: parse_timestamp(text))
     converter.register_structure_hook(float | None, lambda text, _: parse_number(text))
+    converter.register_structure_hook(int | None, lambda text, _: parse_count(text))
     converter.register_unstructure_hook(Status, lambda status: status.value)
     converter.register_unstructure_hook(dt.datetime, format_timestamp)
     return converter
@@ -303,6 +318,8 @@ class Evidence:
     """Which of the paths the row records are files that exist."""
     error_text: str | None = None
     metadata_mismatch: str | None = None
+    object_sha256: str | None = None
+    """The object's SHA-256; None: not hashed, because the row's recorded hash and size describe it."""
     times: TimeEvidence | None = None
     """None: not gathered, because the row holds its start and end."""
 

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from archi3d.csvtable import read_csv_table
-from archi3d.errors import InputError
+from archi3d.errors import InputError, ObjectChangedError
+from archi3d.files import sha256_of
 from archi3d.model import GenerationRow, Status
 from archi3d.paths import PathResolver, is_safe_relative, resolves_within, to_posix, validate_id
 from archi3d.schema import validate_generations
 
-__all__ = ["object_file", "rows_of_run"]
+__all__ = ["object_file", "rows_of_run", "verify_object"]
 
 _STATUSES = ", ".join(s.value for s in Status)
 
@@ -75,3 +76,26 @@ def object_file(workspace: str | os.PathLike[str] | PathResolver | None, row: Ge
         return path if resolves_within(path, roots) and path.is_file() and path.stat().st_size > 0 else None
     except OSError:
         return None
+
+
+def verify_object(workspace: str | os.PathLike[str] | PathResolver | None, row: GenerationRow) -> Path:
+    """The object a completed row names, once its size and SHA-256 are checked against the row's record.
+
+    Call it before computing a metric on the object. Raises ObjectChangedError (an InputError) when
+    the row records no hash (consolidate records it), the file is missing, or it is not the file
+    whose hash was recorded.
+    """
+    if not row.gen_object_sha256 or row.gen_object_bytes is None:
+        raise ObjectChangedError(f"{row.run_id}/{row.job_id}: no object hash recorded; run archi3d consolidate first")
+    path = object_file(workspace, row)
+    if path is None:
+        raise ObjectChangedError(f"{row.run_id}/{row.job_id}: {row.gen_object_path}: missing or empty")
+    size = path.stat().st_size
+    digest = sha256_of(path) if size == row.gen_object_bytes else None
+    if digest != row.gen_object_sha256:
+        found = f"{size} bytes" if digest is None else f"sha256 {digest}"
+        raise ObjectChangedError(
+            f"{row.run_id}/{row.job_id}: {row.gen_object_path} is not the object recorded"
+            f" (sha256 {row.gen_object_sha256}, {row.gen_object_bytes} bytes): {found}"
+        )
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -51,6 +52,10 @@ class Decision:
     marker_mismatch_fixed: bool = False
     downgraded: bool = False
     missing_output: bool = False
+    object_changed: bool = False
+    """The object the row recorded a hash of is not that file any more."""
+    reasons: Mapping[str, str] = attrs.field(factory=dict)
+    """Why each column of the row changes: the rule (status rules by name) or the kind of fix."""
 
 
 def _t(moment: dt.datetime | None) -> str:
@@ -169,6 +174,24 @@ def _found_times(
     return start, end
 
 
+def _hash_changes(row: GenerationRow, status: Status, ev: Evidence) -> tuple[dict[str, Any], Conflict | None]:
+    """A completed job's object hash and size, when the evidence hashed it; a conflict if it changed."""
+    if status is not Status.COMPLETED or not ev.has_object or ev.object_sha256 is None:
+        return {}, None
+    recorded = (row.gen_object_sha256, row.gen_object_bytes)
+    if recorded == (ev.object_sha256, ev.object_size):
+        return {}, None
+    changes: dict[str, Any] = {"gen_object_sha256": ev.object_sha256, "gen_object_bytes": ev.object_size}
+    if not row.gen_object_sha256 or row.gen_object_sha256 == ev.object_sha256:
+        return changes, None
+    detail = (
+        f"{ev.object_path} is not the object whose hash was recorded: sha256 {row.gen_object_sha256}"
+        f" ({row.gen_object_bytes} bytes) then, {ev.object_sha256} ({ev.object_size} bytes) now;"
+        " metrics computed on the old file describe another object"
+    )
+    return changes, Conflict(row.job_id, "object_changed", detail)
+
+
 def _path_changes(row: GenerationRow, ev: Evidence) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if ev.object_path and row.gen_object_path != ev.object_path:
@@ -191,12 +214,19 @@ def reconcile(
 ) -> Decision:
     """Decide the row of one job from its CSV row (or manifest job) and the disk's evidence."""
     before = row.status if row is not None else None
-    current = _posix_paths(_base_row(row, job, run_id, job_id))
+    base = _base_row(row, job, run_id, job_id)
+    current = _posix_paths(base)
     judged = judge(signals_of(current, evidence), options, now)
     conflicts = [Conflict(job_id, kind, _conflict_detail(kind, evidence, options, now)) for kind in judged.conflicts]
     changed = judged.status is not current.status
     status, error = current.status, current.error_msg
     changes: dict[str, Any] = {}
+    reasons = dict.fromkeys((c for c in PATH_COLUMNS if getattr(current, c) != getattr(base, c)), "posix_paths")
+
+    def take(new: Mapping[str, Any], why: str) -> None:
+        changes.update(new)
+        reasons.update(dict.fromkeys(new, why))
+
     if changed:
         reason, new_error = _reason(judged, evidence, options)
         if not options.fix_status:
@@ -207,11 +237,19 @@ def reconcile(
             if new_error and new_error not in error:
                 error = _append(error, new_error)
             status = judged.status
-            changes.update(status=status, notes=_append(current.notes, note), error_msg=error)
+            take(
+                {"status": status, "notes": _append(current.notes, note), "error_msg": error}, judged.rule.name.lower()
+            )
     if takes_error_text(status, error) and evidence.error_text:
-        changes["error_msg"] = evidence.error_text
-    changes.update(_path_changes(current, evidence))
-    changes.update(_time_changes(current, status, evidence))
+        take({"error_msg": evidence.error_text}, "error_txt")
+    take(_path_changes(current, evidence), "paths")
+    take(_time_changes(current, status, evidence), "times")
+    hashed, object_changed = _hash_changes(current, status, evidence)
+    take(hashed, "object_hash")
+    if object_changed is not None:
+        conflicts.append(object_changed)
+        note = f"consolidate: object changed: sha256 {current.gen_object_sha256} -> {evidence.object_sha256}"
+        take({"notes": _append(changes.get("notes", current.notes), note)}, "object_changed")
     applied = changed and options.fix_status
     return Decision(
         row=attrs.evolve(current, **changes) if changes else current,
@@ -222,4 +260,6 @@ def reconcile(
         downgraded=applied and judged.rule is Rule.DOWNGRADE,
         missing_output=(current.status is Status.COMPLETED or "completed" in evidence.markers)
         and not evidence.has_object,
+        object_changed=object_changed is not None,
+        reasons=reasons,
     )

@@ -19,6 +19,7 @@ __all__ = [
     "Rule",
     "Signals",
     "StalePolicy",
+    "hash_settled",
     "is_fresh",
     "judge",
     "takes_error_text",
@@ -41,6 +42,8 @@ class Options:
     fix_status: bool = True
     heartbeat_timeout: float = 600.0
     stale_policy: StalePolicy = StalePolicy.REQUEUE
+    verify_hashes: bool = False
+    """Hash every completed job's object again, even when its recorded size still matches."""
 
 
 class Rule(enum.Enum):
@@ -131,6 +134,12 @@ def judge(signals: Signals, options: Options, now: dt.datetime) -> Judgement:
 def times_settled(status: Status, has_start: bool, has_end: bool, has_duration: bool) -> bool:
     """Whether no time rule can fill anything: the job is not finished, or its row holds all three times."""
     return status not in TERMINAL or (has_start and has_end and has_duration)
+
+
+def hash_settled(recorded_sha256: str, recorded_bytes: int | None, size: int, verify: bool) -> bool:
+    """Whether a job's recorded hash can stand without hashing its object again: it has one, the
+    object's size is the one recorded, and every object is not to be hashed again (`verify`)."""
+    return bool(recorded_sha256) and recorded_bytes == size and not verify
 
 
 def takes_error_text(status: Status, error_msg: str) -> bool:

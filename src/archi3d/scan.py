@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import attrs
 
 from archi3d.errors import InputError
-from archi3d.files import file_time, is_png, marker_time, read_error_text
+from archi3d.files import file_time, is_png, marker_time, read_error_text, sha256_of
 from archi3d.formats import ID_PATTERN, PNG_SIGNATURE
 from archi3d.listing import Chosen, FileEntry, Listing, choose_object, list_job_folder, name_in_folder, stat_entry
 from archi3d.model import Evidence, TimeEvidence
 from archi3d.paths import PathResolver, is_safe_relative, resolves_within, to_posix, validate_id
+from archi3d.rules import hash_settled
 from archi3d.worker_log import WorkerLog
 
 __all__ = ["MARKER_KINDS", "Recorded", "RunScanner"]
@@ -31,6 +32,9 @@ class Recorded:
     paths: tuple[str, ...] = ()
     previews: tuple[str, str, str] = ("", "", "")
     gen_object: str = ""
+    sha256: str = ""
+    bytes: int | None = None
+    """The object's hash and size as the row records them."""
     times_known: bool = False
     """The row(s) hold a generation start and an end: time evidence (log, file times) is of no use."""
 
@@ -79,17 +83,28 @@ def _entries(listing: Listing, folder: str) -> Callable[[str], FileEntry | None]
 class RunScanner:
     """Scans one run: one listing of state/ and outputs/ up front, then one listing per job folder."""
 
-    def __init__(self, resolver: PathResolver, run_id: str) -> None:
+    def __init__(self, resolver: PathResolver, run_id: str, jobs: Collection[str] | None = None) -> None:
+        """`jobs`: scan only these jobs (their marker names are looked up, state/ and outputs/ not listed)."""
         self.run_id = validate_id(run_id, "run_id")
         self.workspace = str(resolver.workspace)
         self._layout_roots = resolver.layout_roots(run_id)
         self._state = str(resolver.state_dir(run_id))
         self._outputs = str(resolver.outputs_dir(run_id))
         self._rel_outputs = f"runs/{run_id}/outputs"
-        self._markers = _markers_by_job(_list_names(self._state))
-        self.output_folders = frozenset(
-            name for name in _list_names(self._outputs, folders_only=True) if ID_PATTERN.fullmatch(name)
-        )
+        if jobs is None:
+            self._markers = _markers_by_job(_list_names(self._state))
+            names = _list_names(self._outputs, folders_only=True)
+        else:
+            kinds = (*MARKER_KINDS, "error.txt")
+            self._markers = _markers_by_job(
+                f"{job}.{kind}"
+                for job in jobs
+                for kind in kinds
+                if os.path.lexists(f"{self._state}{os.sep}{job}.{kind}")
+            )
+            names = [job for job in jobs if os.path.isdir(f"{self._outputs}{os.sep}{job}")]
+        self.output_folders = frozenset(name for name in names if ID_PATTERN.fullmatch(name))
+        self._only = None if jobs is None else frozenset(jobs)
         self._worker_log_path = resolver.worker_log_path()
         self._worker_log: WorkerLog | None = None
 
@@ -97,7 +112,7 @@ class RunScanner:
     def worker_log(self) -> WorkerLog:
         """The run's worker.log events, read when first needed (a job whose row has its times never needs them)."""
         if self._worker_log is None:
-            self._worker_log = WorkerLog.read(self._worker_log_path, self.run_id)
+            self._worker_log = WorkerLog.read(self._worker_log_path, self.run_id, self._only)
         return self._worker_log
 
     def markers(self, job_id: str) -> frozenset[str]:
@@ -136,8 +151,12 @@ class RunScanner:
         entry = stat_entry(path)
         return entry if entry is not None and resolves_within(path, self._layout_roots) else None
 
-    def evidence(self, job_id: str, recorded: Recorded, listing: Listing) -> Evidence:
-        """Everything the disk says about one job (`listing`: its outputs folder, as listed)."""
+    def evidence(self, job_id: str, recorded: Recorded, listing: Listing, verify_hashes: bool = False) -> Evidence:
+        """Everything the disk says about one job (`listing`: its outputs folder, as listed).
+
+        The object is hashed unless the row's recorded hash still describes it (the same file, of the
+        recorded size) and `verify_hashes` is not asked for.
+        """
         kinds = self.markers(job_id)
         folder_rel = self.folder_rel(job_id)
         folder = f"{self._outputs}{os.sep}{job_id}"
@@ -185,8 +204,17 @@ class RunScanner:
             existing_paths=existing,
             error_text=read_error_text(f"{self._state}{os.sep}{job_id}.error.txt") if "error.txt" in kinds else None,
             metadata_mismatch=listing.mismatch,
+            object_sha256=self._object_hash(chosen, recorded, folder, verify_hashes),
             times=None if recorded.times_known else self._times(job_id, listing, entry_of, chosen),
         )
+
+    def _object_hash(self, chosen: Chosen | None, recorded: Recorded, folder: str, verify: bool) -> str | None:
+        if chosen is None:
+            return None
+        same_file = chosen.path == to_posix(recorded.gen_object)
+        if same_file and hash_settled(recorded.sha256, recorded.bytes, chosen.entry.size, verify):
+            return None
+        return sha256_of(os.path.join(self.workspace, chosen.path))
 
     def _times(
         self, job_id: str, listing: Listing, entry_of: Callable[[str], FileEntry | None], chosen: Chosen | None

@@ -18,7 +18,7 @@ with warnings.catch_warnings():
 from archi3d.columns import MANIFEST_REQUIRED, NUMBER_COLUMNS, TIMESTAMP_COLUMNS
 from archi3d.csvtable import CsvTable
 from archi3d.errors import Problem, TableError
-from archi3d.formats import ID, NUMBER, TIMESTAMP
+from archi3d.formats import COUNT, ID, NUMBER, SHA256, TIMESTAMP
 from archi3d.model import Status
 
 __all__ = ["GENERATIONS_SCHEMA", "MANIFEST_SCHEMA", "check_frame", "validate_generations", "validate_manifest"]
@@ -29,6 +29,8 @@ ID_RULE = "expected 1 to 128 letters, digits, '.', '_' or '-', starting with a l
 STATUS_RULE = "expected one of " + ", ".join(s.value for s in Status)
 TIMESTAMP_RULE = "expected an ISO 8601 timestamp of years 1900-2999 (e.g. 2026-01-31T12:00:00+00:00) or empty"
 NUMBER_RULE = "expected a number or empty"
+SHA256_RULE = "expected a SHA-256 digest (64 lowercase hex digits) or empty"
+COUNT_RULE = "expected a size in bytes (digits) or empty"
 PATH_RULE = "expected a workspace-relative path (not absolute, no '..') or empty"
 
 
@@ -138,6 +140,8 @@ def _generations_schema() -> pa.DataFrameSchema:
             ],
             required=False,
         )
+    columns["gen_object_sha256"] = pa.Column(checks=_full(SHA256, SHA256_RULE, allow_empty=True), required=False)
+    columns["gen_object_bytes"] = pa.Column(checks=_full(COUNT, COUNT_RULE, allow_empty=True), required=False)
     return pa.DataFrameSchema(columns, strict=False, coerce=False, name="generations.csv")
 
 

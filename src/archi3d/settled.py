@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from archi3d.listing import Chosen, Listing, choose_object, name_in_folder
 from archi3d.model import Status
-from archi3d.rules import DOWNGRADED, Options, Signals, judge, takes_error_text, times_settled
+from archi3d.rules import DOWNGRADED, Options, Signals, hash_settled, judge, takes_error_text, times_settled
 
 __all__ = ["RowFacts", "is_settled"]
 
@@ -28,6 +28,8 @@ class RowFacts(NamedTuple):
     error_msg: str
     has_backslash: bool
     """In any *_path cell (the reconciler rewrites those as POSIX paths)."""
+    gen_object_sha256: str
+    gen_object_bytes: str
 
 
 def is_settled(
@@ -73,6 +75,10 @@ def is_settled(
         return False
     if chosen is not None and chosen.path != facts.gen_object_path:
         return False
+    if status is Status.COMPLETED and chosen is not None:
+        recorded_bytes = int(facts.gen_object_bytes) if facts.gen_object_bytes.isdigit() else None
+        if not hash_settled(facts.gen_object_sha256, recorded_bytes, chosen.entry.size, options.verify_hashes):
+            return False
     for slot, recorded in enumerate(facts.previews, 1):
         if recorded:
             name = name_in_folder(recorded, folder_rel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,9 @@ class WorkerLog:
         self._records = records
 
     @classmethod
-    def read(cls, path: Path, run_id: str) -> WorkerLog:
-        """The job events of `run_id` in the log at `path` (none when it is absent or not a regular file)."""
+    def read(cls, path: Path, run_id: str, jobs: Collection[str] | None = None) -> WorkerLog:
+        """The job events of `run_id` in the log at `path` (none when it is absent or not a regular file);
+        `jobs`: of those jobs only."""
         records: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         if not path.is_file():  # absent, or not a regular file that a read would not block on
             return cls(records)
@@ -67,6 +68,8 @@ class WorkerLog:
                 for line in handle:
                     if run_id not in line or "job_" not in line:  # lines of other runs and events: not parsed
                         continue
+                    if jobs is not None and not any(job in line for job in jobs):
+                        continue
                     stamp, _, body = line.strip().partition(" ")
                     found = _job_record(body, run_id)
                     if found is not None:
@@ -74,6 +77,10 @@ class WorkerLog:
         except OSError:
             return cls({})  # a log that cannot be read has no events to give
         return cls(records)
+
+    def events(self, job_id: str) -> list[LogEvent]:
+        """Every job_completed/job_failed event of the job, in the log's order."""
+        return [found[1] for stamp, record in self._records.get(job_id, ()) if (found := _event(stamp, record))]
 
     def event(self, job_id: str) -> LogEvent | None:
         """The job's last event (the latest time; the later line on a tie)."""

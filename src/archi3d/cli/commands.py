@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from archi3d.cli.render import FORMATS, TerminalProgress, problems_text, summary_text
+from archi3d.cli.render import FORMATS, TerminalProgress, explanation_text, problems_text, summary_text
 from archi3d.errors import Archi3dError, Problem, TableError
 
 __all__ = ["app", "main"]
@@ -132,6 +132,19 @@ def consolidate(
             help="Processes that decide jobs, 1 to 8 (default: one per core, for runs of 5,000 jobs or more on Linux).",
         ),
     ] = None,
+    verify_hashes: Annotated[
+        bool,
+        typer.Option("--verify-hashes", help="Hash every completed object again (else only new or resized ones)."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            show_default=False,
+            help="Write every change and conflict to FILE as JSON lines (also with --dry-run); see revert.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON.")] = False,
 ) -> None:
     """Reconcile a run's on-disk evidence (markers, objects, previews, error files, worker log) with
@@ -167,6 +180,8 @@ def consolidate(
             stale_policy=StalePolicy(stale_policy.value),
             lock_timeout=lock_timeout,
             workers=workers,
+            verify_hashes=verify_hashes,
+            report=None if report is None else str(report),
         )
         progress = _terminal_progress(not as_json)
         try:
@@ -185,6 +200,81 @@ def consolidate(
 
 def _print_record(record: dict[str, object], as_json: bool) -> None:
     typer.echo(json.dumps(record, indent=2) if as_json else summary_text(record))
+
+
+@app.command(short_help="Show the evidence of jobs and what consolidate would do with them.")
+def explain(
+    job_ids: Annotated[list[str], typer.Argument(metavar="JOB...", help="The jobs to explain.")],
+    run_id: Annotated[str, typer.Option("--run-id", metavar="ID", help="Their run.")],
+    workspace: Workspace = None,
+    heartbeat_timeout: Annotated[
+        float, typer.Option("--heartbeat-timeout", metavar="S", min=0, help="As for consolidate.")
+    ] = 600.0,
+    stale_policy: Annotated[StalePolicyChoice, typer.Option("--stale-policy", help="As for consolidate.")] = (
+        StalePolicyChoice.requeue
+    ),
+    verify_hashes: Annotated[bool, typer.Option("--verify-hashes", help="As for consolidate.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one record per job.")] = False,
+) -> None:
+    """For each job: every piece of evidence and where it comes from, the rule that decides its
+    status, each cell consolidate would change, and the conflicts. Reads only those jobs' files and
+    the table; writes nothing, takes no lock.
+
+    Exit status: 0 explained; 2 bad input.
+    """
+    from archi3d.consolidation import ConsolidateOptions
+    from archi3d.explain import explain as run_explain
+    from archi3d.rules import StalePolicy
+
+    options = ConsolidateOptions(
+        run_id=run_id,
+        heartbeat_timeout=heartbeat_timeout,
+        stale_policy=StalePolicy(stale_policy.value),
+        verify_hashes=verify_hashes,
+    )
+    try:
+        records = [e.to_record() for e in run_explain(workspace, options, job_ids)]
+    except Archi3dError as error:
+        raise _fail(error) from None
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    else:
+        typer.echo("\n\n".join(explanation_text(record) for record in records))
+
+
+@app.command(short_help="Undo what a consolidate run changed, from its --report.")
+def revert(
+    report: Annotated[Path, typer.Argument(metavar="REPORT", help="The change report of the run to undo.")],
+    workspace: Workspace = None,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", metavar="S", min=0, help="Seconds to wait for the table lock.")
+    ] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Give back what the run of REPORT changed, wherever the table still holds what the run wrote:
+    cells get their text back, inserted rows go, merged duplicate rows come back where they stood.
+    Whatever changed since is left alone and listed. Under the table lock, one atomic write.
+
+    Exit status: 0 done (also when some changes were left alone); 2 bad input; 3 lock or write failed.
+    """
+    from archi3d.revert import revert as run_revert
+
+    try:
+        result = run_revert(workspace, report, lock_timeout=lock_timeout)
+    except Archi3dError as error:
+        raise _fail(error) from None
+    record = result.to_record()
+    if as_json:
+        typer.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"revert {record['report']}: {'written' if record['written'] else 'nothing to give back'}\n"
+        f"  rows restored {record['rows_restored']}, cells restored {record['cells_restored']},"
+        f" inserted rows removed {record['rows_removed']}, merged rows put back {record['rows_put_back']},"
+        f" columns removed {record['columns_removed']}"
+    )
+    for reason in record["left_alone"]:
+        typer.echo(f"  left alone: {reason}")
 
 
 class Format(enum.StrEnum):

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from archi3d.errors import Problem
 
-__all__ = ["FORMATS", "TerminalProgress", "problems_text", "summary_text"]
+__all__ = ["FORMATS", "TerminalProgress", "explanation_text", "problems_text", "summary_text"]
 
 FORMATS = ("text", "json", "github")
 """`archi3d validate --format`: one line per problem, a JSON list, or GitHub Actions annotations."""
@@ -48,14 +48,51 @@ def summary_text(record: Mapping[str, Any]) -> str:
         f"  marker mismatches fixed {record['marker_mismatches_fixed']}, downgraded (missing output)"
         f" {record['downgraded_missing_output']}, missing outputs {record['missing_outputs']},"
         f" invalid previews {record['invalid_previews']}, not in manifest {record['not_in_manifest']},"
-        f" orphans {record['orphans']}",
+        f" orphans {record['orphans']}, objects changed {record['objects_changed']}",
         f"  status before: {_histogram(record['status_histogram_before'])}",
         f"  status after:  {_histogram(record['status_histogram_after'])}",
     ]
     lines += [f"  conflict {c['job_id']}: {c['kind']}: {c['detail']}" for c in listed[:_SHOWN_CONFLICTS]]
     if len(listed) > _SHOWN_CONFLICTS or record["conflicts_truncated"]:
         lines.append("  ... more conflicts in the log record (--json)")
+    if record.get("report"):
+        lines.append(f"  every change and conflict: {record['report']}")
     lines.append(f"  elapsed {record['elapsed_s']:.3f} s")
+    return "\n".join(lines)
+
+
+def explanation_text(record: Mapping[str, Any]) -> str:
+    """The plain-text explanation of one job."""
+    lines = [f"job {record['job_id']}: {record['status_before']} -> {record['status_after']}"]
+    lines.append(f"  rule: {record['rule']}")
+    if not record["rows"]:
+        lines.append("  rows: none in the table")
+    for line, cells in record["rows"]:
+        lines.append(
+            f"  row at line {line}: status {cells.get('status', '')!r}, object {cells.get('gen_object_path', '')!r}"
+        )
+    lines.append(f"  manifest: {'an entry' if record['manifest'] else 'no entry'}")
+    markers = [f".{kind} at {moment} ({source})" for kind, moment, source in record["markers"]]
+    lines.append(f"  markers: {', '.join(markers) or 'none'}")
+    for found in record["objects"]:
+        mark = " (chosen)" if found["chosen"] else ""
+        lines.append(f"  object {found['path']}{mark}: {found['bytes']} bytes, sha256 {found['sha256']}")
+    if not record["objects"]:
+        lines.append("  object: none")
+    for preview in record["previews"]:
+        valid = "a valid PNG" if preview["valid_png"] else "not a valid PNG"
+        found = f"{preview['file']}, {valid}" if preview["file"] else "no file"
+        lines.append(f"  preview {preview['slot']}: recorded {preview['recorded'] or 'nothing'}; {found}")
+    error = record["error_txt"]
+    lines.append(f"  error.txt: {error.splitlines()[0][:120] if error else 'none'}")
+    events = [f"{status} at {end} ({duration} s)" for status, end, duration in record["worker_log"]]
+    lines.append(f"  worker.log: {', '.join(events) or 'no event'}")
+    lines.append(f"  metadata.json: {record['metadata']}")
+    for column, before, after in record["changes"]:
+        lines.append(f"  would change {column}: {before!r} -> {after!r}")
+    if not record["changes"]:
+        lines.append("  would change nothing")
+    lines += [f"  conflict {c['kind']}: {c['detail']}" for c in record["conflicts"]]
     return "\n".join(lines)
 
 

@@ -16,12 +16,12 @@ from archi3d.csvtable import CsvTable
 from archi3d.listing import Listing
 from archi3d.manifest import Manifest
 from archi3d.merge import merge_duplicates, merge_winner
-from archi3d.model import GenerationRow, Job, Status
-from archi3d.reconcile import Conflict, reconcile
+from archi3d.model import Evidence, GenerationRow, Job, Status
+from archi3d.reconcile import Conflict, Decision, reconcile
 from archi3d.scan import Recorded, RunScanner
 from archi3d.settled import RowFacts, is_settled
 
-__all__ = ["Outcome", "RunContext", "decide", "table_columns"]
+__all__ = ["Outcome", "Reconciled", "RunContext", "decide", "reconcile_job", "table_columns"]
 
 _BATCH = 1000
 """Jobs reconciled at a time: only a batch's typed rows are ever built at once."""
@@ -44,6 +44,9 @@ class Outcome(NamedTuple):
     downgraded: bool = False
     missing_output: bool = False
     invalid_previews: int = 0
+    object_changed: bool = False
+    reasons: tuple[tuple[str, str], ...] = ()
+    """Why each changed column of the job's row changes (column, rule), for the change report."""
 
     @property
     def is_quiet(self) -> bool:
@@ -54,6 +57,7 @@ class Outcome(NamedTuple):
             or self.downgraded
             or self.missing_output
             or self.invalid_previews
+            or self.object_changed
         )
 
 
@@ -127,7 +131,8 @@ def _row_facts(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> dict[st
     indices = [groups[j][0] for j in single]
     if not indices:
         return {}
-    cells = table.columns(indices, ("status", *_RECORDED_PATHS, *_TIME_COLUMNS, "error_msg")).values()
+    named = ("status", *_RECORDED_PATHS, *_TIME_COLUMNS, "error_msg", "gen_object_sha256", "gen_object_bytes")
+    cells = table.columns(indices, named).values()
     # A backslash in a path cell: the few records holding one at all are looked at closely.
     data, starts, ends = table.data, table.starts, table.ends
     suspects = [i for i in indices if data.find(b"\\", starts[i], ends[i]) >= 0]
@@ -143,8 +148,12 @@ def _row_facts(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> dict[st
             has_duration=bool(duration),
             error_msg=error,
             has_backslash=i in backslashed,
+            gen_object_sha256=sha256,
+            gen_object_bytes=size,
         )
-        for job_id, i, status, gen_object, p1, p2, p3, start, end, duration, error in zip(single, indices, *cells)
+        for job_id, i, status, gen_object, p1, p2, p3, start, end, duration, error, sha256, size in zip(
+            single, indices, *cells
+        )
     }
 
 
@@ -176,12 +185,38 @@ def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
         paths=tuple(dict.fromkeys(p for r in rows for c in _RECORDED_PATHS if (p := getattr(r, c)))),
         previews=(winner.preview_1_path, winner.preview_2_path, winner.preview_3_path),
         gen_object=winner.gen_object_path,
+        sha256=winner.gen_object_sha256,
+        bytes=winner.gen_object_bytes,
         times_known=any(r.generation_start for r in rows) and any(r.generation_end for r in rows),
     )
 
 
 def _in_order(cells: Mapping[str, str], columns: Sequence[str]) -> tuple[str, ...]:
     return tuple(map(cells.get, columns, repeat("")))
+
+
+@attrs.frozen(slots=False)
+class Reconciled:
+    """One job through the reconciler: its evidence, its row (its rows merged), and the decision."""
+
+    evidence: Evidence
+    row: GenerationRow | None
+    """The job's row as the reconciler took it: its one row, its rows merged, or None (a manifest job)."""
+    decision: Decision
+    merge: Conflict | None = None
+
+
+def reconcile_job(
+    run: RunContext, group: Sequence[GenerationRow], job: Job | None, listing: Listing, job_id: str
+) -> Reconciled:
+    """One job through the reconciler, its duplicate rows merged first."""
+    evidence = run.scanner.evidence(job_id, _recorded(group), listing, run.options.verify_hashes)
+    row, merge = group[0] if group else None, None
+    if len(group) > 1:
+        row, merge = merge_duplicates(group, evidence.existing_paths)
+    options = run.options
+    decision = reconcile(row, job, evidence, options.rules, run.now, options.run_id, job_id)
+    return Reconciled(evidence, row, decision, merge)
 
 
 def _reconciled(
@@ -192,16 +227,11 @@ def _reconciled(
     job_id: str,
     columns: Sequence[str],
 ) -> Outcome:
-    """One job through the reconciler (its duplicate rows merged first)."""
-    evidence = run.scanner.evidence(job_id, _recorded(group), listing)
-    conflicts: tuple[Conflict, ...] = ()
+    """One job's outcome: the reconciler's decision, and the text its row gets."""
+    reconciled = reconcile_job(run, group, job, listing, job_id)
+    evidence, decision = reconciled.evidence, reconciled.decision
+    conflicts: tuple[Conflict, ...] = () if reconciled.merge is None else (reconciled.merge,)
     first = group[0] if group else None
-    row = first
-    if len(group) > 1:
-        row, merge = merge_duplicates(group, evidence.existing_paths)
-        conflicts = (merge,)
-    options = run.options
-    decision = reconcile(row, job, evidence, options.rules, run.now, options.run_id, job_id)
     text: tuple[str, ...] | None = None  # None: the first row keeps its bytes
     if first is None or len(group) > 1:
         text = _in_order(decision.row.to_cells(), columns)
@@ -219,4 +249,15 @@ def _reconciled(
         downgraded=decision.downgraded,
         missing_output=decision.missing_output,
         invalid_previews=len(evidence.invalid_previews),
+        object_changed=decision.object_changed,
+        reasons=() if text is None else _reasons(reconciled, first),
     )
+
+
+def _reasons(reconciled: Reconciled, first: GenerationRow | None) -> tuple[tuple[str, str], ...]:
+    """Why each column changes: the reconciler's reasons, over the cells a merge took from other rows."""
+    merged = reconciled.row
+    taken = {}
+    if first is not None and merged is not None and merged is not first:
+        taken = {c: "duplicate_merge" for c, v in merged.source.items() if first.source.get(c, "") != v}
+    return tuple({**taken, **reconciled.decision.reasons}.items())

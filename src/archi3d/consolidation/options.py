@@ -32,10 +32,14 @@ class ConsolidateOptions:
     stale_policy: StalePolicy = StalePolicy.REQUEUE
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     """Seconds to wait for the table lock, and again for a replace another program refuses."""
+    report: str | None = None
+    """A file to write every change and conflict to, as JSON lines (also under dry_run)."""
+    verify_hashes: bool = False
+    """Hash every completed job's object again (else only new objects and those whose size changed)."""
     workers: int | None = None
     """Processes deciding jobs (1 to MAX_WORKERS); None: one per core for large runs on Linux."""
 
     @property
     def rules(self) -> Options:
         """The options the rules take."""
-        return Options(self.fix_status, self.heartbeat_timeout, self.stale_policy)
+        return Options(self.fix_status, self.heartbeat_timeout, self.stale_policy, self.verify_hashes)

@@ -38,6 +38,10 @@ class Plan:
     conflicts: list[Conflict]
     before: Counter[str]
     after: Counter[str]
+    table: CsvTable
+    """The table (its layout) the edit applies to, its rows by job, and the outcomes it was made of."""
+    groups: JobRows
+    outcomes: Mapping[str, Outcome]
 
     @property
     def changes_the_table(self) -> bool:
@@ -75,7 +79,7 @@ def plan_edit(
     appended: list[bytes] = []
     written: list[tuple[str, ...]] = []
     written_lines: list[int] = []
-    updated = marker_fixes = downgrades = missing = invalid = 0
+    updated = marker_fixes = downgrades = missing = invalid = changed_objects = 0
     next_line = (table.lines[-1] + 1) if len(table) else 2
     for outcome, indices in zip(decided, rows):
         if outcome.text is None and len(indices) < 2 and outcome.is_quiet:
@@ -85,6 +89,7 @@ def plan_edit(
         downgrades += outcome.downgraded
         missing += outcome.missing_output
         invalid += outcome.invalid_previews
+        changed_objects += outcome.object_changed
         for other in indices[1:]:
             replaced[other] = b""
         if outcome.text is None:
@@ -116,9 +121,13 @@ def plan_edit(
         invalid_previews=invalid,
         not_in_manifest=sum(1 for job_id in jobs if job_id in groups and job_id not in manifest_jobs),
         orphans=len(orphans),
+        objects_changed=changed_objects,
     )
     after = Counter(outcome.after for outcome in decided)
-    return Plan(replaced, appended, header[width:], header, written, written_lines, counts, conflicts, before, after)
+    return Plan(
+        replaced, appended, header[width:], header, written, written_lines, counts, conflicts, before, after,
+        table, groups, outcomes,
+    )  # fmt: skip
 
 
 def check_written(plan: Plan, path: Path) -> None:

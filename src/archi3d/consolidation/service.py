@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
@@ -16,6 +17,7 @@ from archi3d.consolidation.deciding import RunContext
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.consolidation.parallel import decide_all
 from archi3d.consolidation.plan import Plan, check_written, plan_edit, status_histogram
+from archi3d.consolidation.report import report_records, write_report
 from archi3d.consolidation.selection import JobRows, job_rows, orphans, select_jobs
 from archi3d.consolidation.summary import Summary
 from archi3d.consolidation.write import write_plan
@@ -97,6 +99,7 @@ def _consolidate(
     check_written(plan, csv_path)
     written = False
     if options.strict and plan.conflicts:
+        _report(options, plan, jobs, written, now)
         result = _summary(options, plan, written, now, started)
         append_log_record(log_path, result.to_record())
         raise StrictConflictError(f"--strict: {len(plan.conflicts)} conflicts found; nothing was written", result)
@@ -104,6 +107,7 @@ def _consolidate(
         if progress is not None:
             progress(WRITING, 0, 0)
         plan, written = write_plan(resolver, run, plan, jobs, outcomes, found_orphans)
+    _report(options, plan, jobs, written, now)
     result = _summary(options, plan, written, now, started)
     try:
         append_log_record(log_path, result.to_record())
@@ -139,6 +143,13 @@ def _refuse_unknown_run(resolver: PathResolver, table: CsvTable | None, rows: in
     raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
 
 
+def _report(options: ConsolidateOptions, plan: Plan, jobs: Sequence[str], written: bool, now: dt.datetime) -> None:
+    if options.report is not None:
+        head = {"run_id": options.run_id, "timestamp": now.isoformat(), "dry_run": options.dry_run, "written": written}
+        head["table"] = str(plan.table.path)
+        write_report(options.report, report_records(plan, jobs, head))
+
+
 def _summary(options: ConsolidateOptions, plan: Plan, written: bool, now: dt.datetime, started: float) -> Summary:
     return Summary(
         **attrs.asdict(plan.counts),
@@ -151,4 +162,5 @@ def _summary(options: ConsolidateOptions, plan: Plan, written: bool, now: dt.dat
         conflicts=tuple(plan.conflicts),
         timestamp=now.isoformat(),
         elapsed_s=round(time.monotonic() - started, 3),
+        report=options.report,
     )

@@ -34,6 +34,8 @@ class Counts:
     invalid_previews: int = 0
     not_in_manifest: int = 0
     orphans: int = 0
+    objects_changed: int = 0
+    """Completed jobs whose object is no longer the file whose hash was recorded."""
 
 
 COUNTERS = tuple(field.name for field in attrs.fields(Counts))
@@ -54,6 +56,8 @@ class Summary(Counts):
     conflicts: tuple[Conflict, ...]
     timestamp: str
     elapsed_s: float
+    report: str | None = None
+    """The change report written, if one was asked for."""
 
     def to_record(self) -> dict[str, Any]:
         """The metrics.log record: every field, the first MAX_CONFLICTS conflicts, and whether there were more."""
@@ -69,5 +73,6 @@ class Summary(Counts):
             "status_histogram_after": dict(self.status_histogram_after),
             "conflicts": [c.to_record() for c in self.conflicts[:MAX_CONFLICTS]],
             "conflicts_truncated": len(self.conflicts) > MAX_CONFLICTS,
+            "report": self.report,
             "elapsed_s": self.elapsed_s,
         }

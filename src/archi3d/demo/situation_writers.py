@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
 
 from archi3d.demo.builder import Builder
@@ -258,6 +259,20 @@ def _not_in_manifest(b: Builder, job: Job, nth: int) -> None:
 
 
 SituationWriter = Callable[[Builder, Job, int], None]
+
+
+def _object_changed(b: Builder, job: Job, nth: int) -> None:
+    """A completed job whose object was overwritten after consolidate recorded its hash."""
+    obj = b.object_file(job.generated_object, job.end)
+    b.marker(job, "completed", job.end)
+    b.log_event(job, "job_completed")
+    older = b"glTF an earlier version of this object"
+    row = completed_row(job, obj, [])
+    row.update(gen_object_sha256=hashlib.sha256(older).hexdigest(), gen_object_bytes=str(len(older)))
+    b.add_row(row)
+    b.expect(job, "completed", obj)
+
+
 WRITERS: Mapping[str, SituationWriter] = {
     CLEAN: _clean_completed,
     "crashed_worker_completed": _crashed_worker_completed,
@@ -286,5 +301,6 @@ WRITERS: Mapping[str, SituationWriter] = {
     "several_candidate_objects": _several_candidate_objects,
     "completed_and_failed_markers": _completed_and_failed_markers,
     "not_in_manifest": _not_in_manifest,
+    "object_changed": _object_changed,
 }
 assert set(WRITERS) == set(SITUATIONS)

@@ -35,6 +35,7 @@ _SHARES: Mapping[str, float] = {
     "several_candidate_objects": 0.005,
     "completed_and_failed_markers": 0.005,
     "not_in_manifest": 0.01,
+    "object_changed": 0.005,
 }
 # Situations with two variants (e.g. both numeric-looking id shapes) get both even in a small run.
 _AT_LEAST_TWO = frozenset({"numeric_looking_ids", "manifest_only_with_evidence", "duplicate_rows", "fresh_heartbeat"})

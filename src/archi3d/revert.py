@@ -1,0 +1,241 @@
+"""archi3d revert: undo a consolidate run from its change report, wherever the table still holds what the
+run wrote; whatever changed since is left alone and listed. Under the table lock, one atomic write."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from archi3d.atomic import write_bytes_atomic
+from archi3d.consolidation.report import REPORT_VERSION
+from archi3d.csvrender import encode_row, render_chunks
+from archi3d.csvtable import BOM, CsvTable, read_csv_table
+from archi3d.errors import InputError
+from archi3d.lock import DEFAULT_LOCK_TIMEOUT, table_lock
+from archi3d.paths import PathResolver
+
+__all__ = ["RevertSummary", "revert"]
+
+
+@attrs.frozen
+class RevertSummary:
+    """What a revert put back, and what it left alone because it changed since the report was made."""
+
+    report: str
+    table: str
+    written: bool
+    rows_restored: int = 0
+    """Rows given back their whole text from before the run."""
+    cells_restored: int = 0
+    """Cells given back their text in rows changed since in other cells."""
+    rows_removed: int = 0
+    """Rows the run inserted, removed."""
+    rows_put_back: int = 0
+    """Duplicate rows the run merged away, put back where they stood."""
+    columns_removed: int = 0
+    left_alone: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"event": "revert", **attrs.asdict(self)}
+
+
+def _read_report(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot be read as a change report ({error})") from error
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise InputError(f"{path}:{number}: not a JSON line of a change report ({error})") from None
+        if not isinstance(record, dict) or "type" not in record:
+            raise InputError(f"{path}:{number}: not a record of a change report")
+        records.append(record)
+    if not records or records[0].get("type") != "consolidate" or records[0].get("version") != REPORT_VERSION:
+        raise InputError(f"{path}:1: expected the head of a consolidate change report (version {REPORT_VERSION})")
+    return records
+
+
+def revert(
+    workspace: str | os.PathLike[str] | PathResolver | None,
+    report: str | os.PathLike[str],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> RevertSummary:
+    """Undo, in the workspace's table, what the consolidate run of `report` changed and is still there.
+
+    Each row the run updated gets its text back if it still holds the text the run wrote, else each
+    cell that still holds the run's text gets its text back; rows the run inserted are removed if they
+    are still as written; duplicate rows it merged away are put back where they stood; columns it
+    added are removed once empty. A revert of a run nothing touched since gives back the table byte
+    for byte.
+    """
+    resolver = workspace if isinstance(workspace, PathResolver) else PathResolver(workspace)
+    report_path = Path(report)
+    records = _read_report(report_path)
+    head = records[0]
+    path = resolver.generations_csv_path()
+    if not head.get("written"):
+        return RevertSummary(str(report_path), str(path), False, left_alone=("the run wrote nothing",))
+    run_id = str(head["run_id"])
+    with table_lock(path, lock_timeout):
+        if not path.exists():
+            raise InputError(f"{path}: missing; there is no table to revert")
+        added = [str(c) for c in head.get("added_columns", [])]
+        table = read_csv_table(path, columns=("run_id", "job_id", *added))
+        undo = _Undo(table, run_id, head, records)
+        summary = undo.apply(str(report_path), str(path))
+        if summary.written:
+            chunks = render_chunks(table, undo.replaced, (), (), header=undo.header)
+            write_bytes_atomic(path, chunks, replace_timeout=lock_timeout)
+    return summary
+
+
+class _Undo:
+    """The edit that undoes a report in one table: the rows to replace (b"": remove), and the header."""
+
+    def __init__(self, table: CsvTable, run_id: str, head: Mapping[str, Any], records: Sequence[dict[str, Any]]):
+        self.table = table
+        self.records = records
+        self.head = head
+        self.added = [str(c) for c in head.get("added_columns", [])]
+        self.rows: dict[int, bytes] = {}
+        """New text of rows, by index: restored, re-encoded, or b"" (removed)."""
+        self.original: set[int] = set()
+        """Rows whose new text is their text from before the run (never widened or narrowed)."""
+        self.put_back: dict[int, list[bytes]] = {}
+        """Rows put back before the row of that index (len(table): after the last)."""
+        self.header: bytes | None = None
+        self.left: list[str] = []
+        self.counts = {"rows_restored": 0, "cells_restored": 0, "rows_removed": 0, "rows_put_back": 0}
+        jobs = sorted({str(r["job_id"]) for r in records if r["type"] in ("row_updated", "row_inserted", "row_merged")})
+        self.by_job = _rows_of(table, run_id, jobs)
+
+    @property
+    def replaced(self) -> dict[int, bytes]:
+        """Every row to replace, with the rows put back before it."""
+        rows = {
+            at: self.rows.get(at, self.table.raw(at)) for at in {*self.rows, *self.put_back} if at < len(self.table)
+        }
+        for at, texts in self.put_back.items():
+            if at < len(self.table):
+                rows[at] = b"".join(texts) + rows[at]
+            elif len(self.table):
+                last = len(self.table) - 1
+                rows[last] = rows.get(last, self.table.raw(last)) + b"".join(texts)
+        return rows
+
+    def apply(self, report: str, table: str) -> RevertSummary:
+        cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for record in self.records:
+            if record["type"] == "cell":
+                cells.setdefault((record["job_id"], record["line"]), []).append(record)
+        for record in self.records:
+            if record["type"] == "row_updated":
+                self._restore(record, cells.get((record["job_id"], record["line"]), []))
+            elif record["type"] == "row_inserted":
+                self._remove(record)
+        self._put_back_merged([r for r in self.records if r["type"] == "row_merged"])
+        columns_removed = self._drop_added_columns()
+        written = bool(self.rows or self.put_back) or self.header is not None
+        return RevertSummary(
+            report, table, written, **self.counts, columns_removed=columns_removed, left_alone=tuple(self.left)
+        )
+
+    def _find(self, job_id: str, text: str) -> int | None:
+        wanted = text.encode("utf-8")
+        return next(
+            (i for i in self.by_job.get(job_id, ()) if i not in self.rows and self.table.raw(i) == wanted), None
+        )
+
+    def _restore(self, record: Mapping[str, Any], cell_records: Iterable[Mapping[str, Any]]) -> None:
+        job_id = record["job_id"]
+        at = self._find(job_id, record["after"])
+        if at is not None:
+            self.rows[at] = record["before"].encode("utf-8")
+            self.original.add(at)
+            self.counts["rows_restored"] += 1
+            return
+        candidates = [i for i in self.by_job.get(job_id, ()) if i not in self.rows]
+        if not candidates:
+            self.left.append(f"{job_id}: its row (line {record['line']}) is gone")
+            return
+        at = candidates[0]
+        current = self.table.record(at)
+        restored = 0
+        for cell in cell_records:
+            column = cell["column"]
+            if current.get(column, "") == cell["after"]:
+                current[column] = cell["before"]
+                restored += 1
+            else:
+                self.left.append(f"{job_id}: {column} changed since (now {current.get(column, '')!r})")
+        if restored:
+            self.rows[at] = encode_row([current[c] for c in self.table.header], self.table.newline)
+            self.counts["cells_restored"] += restored
+
+    def _remove(self, record: Mapping[str, Any]) -> None:
+        at = self._find(record["job_id"], record["text"])
+        if at is None:
+            self.left.append(f"{record['job_id']}: the row the run inserted changed since, or is gone")
+            return
+        self.rows[at] = b""
+        self.counts["rows_removed"] += 1
+
+    def _put_back_merged(self, merged: Sequence[Mapping[str, Any]]) -> None:
+        """Each row merged away goes back before the row that now stands where it stood."""
+        for shift, record in enumerate(sorted(merged, key=lambda r: int(r["index"]))):
+            if self._find(record["job_id"], record["text"]) is not None:
+                self.left.append(f"{record['job_id']}: the row merged away (line {record['line']}) is there already")
+                continue
+            at = min(int(record["index"]) - shift, len(self.table))
+            self.put_back.setdefault(at, []).append(record["text"].encode("utf-8"))
+            self.counts["rows_put_back"] += 1
+
+    def _drop_added_columns(self) -> int:
+        """The run's added columns go when no row holds a value in them (and the header is still the run's)."""
+        if not self.added:
+            return 0
+        if _header_text(self.table) != self.head["header_after"]:
+            self.left.append("the header changed since: the columns the run added stay")
+            return 0
+        if any(any(self.table.column(c)) for c in self.added):
+            self.left.append(f"columns {', '.join(self.added)} hold values now: they stay")
+            return 0
+        pad = b"," * len(self.added)
+        for at in range(len(self.table)):
+            if at in self.original or self.rows.get(at) == b"":
+                continue
+            raw = self.rows.get(at, self.table.raw(at))
+            body = raw.rstrip(b"\r\n")
+            if body.endswith(pad):
+                self.rows[at] = body[: -len(pad)] + raw[len(body) :]
+        self.header = (BOM if self.head.get("bom") else b"") + self.head["header_before"].encode("utf-8")
+        return len(self.added)
+
+
+def _header_text(table: CsvTable) -> str:
+    return table.data[: table.header_end].removeprefix(BOM).decode("utf-8")
+
+
+def _rows_of(table: CsvTable, run_id: str, jobs: Sequence[str]) -> dict[str, list[int]]:
+    if not len(table) or not jobs:
+        return {}
+    wanted = pc.and_(
+        pc.equal(table.cells.column("run_id"), run_id),
+        pc.is_in(table.cells.column("job_id"), value_set=pa.array(list(jobs), type=pa.string())),
+    )
+    found: dict[str, list[int]] = {}
+    job_ids = table.column("job_id")
+    for index in pc.indices_nonzero(wanted).to_pylist():
+        found.setdefault(job_ids[index], []).append(index)
+    return found
