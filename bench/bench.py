@@ -1,14 +1,19 @@
 """Benchmark: consolidate and update_csv_atomic against their I/O floors at 1,000, 10,000 and 100,000 jobs
-(+2 runs each: tables of 3,000, 30,000 and 300,000 rows).
+(+2 runs each: tables of 3,000, 30,000 and 300,000 rows), and the hashing of large objects.
 
-Usage: python bench/bench.py [--sizes 1000,10000,100000] [--repeat 3] [--cases consolidate,upsert] [--keep DIR]
+Usage: python bench/bench.py [--sizes 1000,10000,100000] [--repeat 3] [--cases consolidate,upsert,hashes]
+       [--hash-jobs 20000] [--object-mib 1] [--keep DIR]
 Each measurement runs in a fresh subprocess so peak RSS is its own. Each size is measured in
 `--repeat` rounds; the tables show medians, because a shared machine's speed varies a lot from one
 minute to the next.
 - consolidate: the floor (read the table, list state/, list and stat every job folder, write the
-  table back atomically), a first run on the table as built, and a second (idempotent) run.
+  table back atomically), a first run on the table as built, a second (idempotent) run, and
+  `archi3d explain` of one job (timed after start-up).
 - upsert: one row and 1,000 rows (updates of existing keys, one new cell each) against the floor of
   reading the table and writing it back atomically, measured in the same process, alternately.
+- hashes: a run of --hash-jobs jobs whose objects are --object-mib MiB each: `sha256sum` over the
+  objects consolidate hashes, a first run whose table already holds every hash (what a first run
+  costs without hashing), a first run that hashes them all, and a second run (which hashes nothing).
 """
 
 from __future__ import annotations
@@ -52,6 +57,15 @@ summary = consolidate(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]))
 print(time.perf_counter() - t, summary.upsert_updated, summary.upsert_inserted, summary.unchanged)
 """
 
+_EXPLAIN = r"""
+import sys, time
+from archi3d import ConsolidateOptions
+from archi3d.explain import explain
+t = time.perf_counter()
+explain(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]), [sys.argv[3]])
+print(time.perf_counter() - t)
+"""
+
 _UPSERT = r"""
 import random, sys, time
 from pathlib import Path
@@ -81,6 +95,34 @@ from archi3d.demo import build_demo_workspace
 build_demo_workspace(Path(sys.argv[1]), jobs=int(sys.argv[2]), seed=1, other_runs=2, lean=True)
 """
 
+_BIG_OBJECTS = r"""
+import os, sys
+from pathlib import Path
+outputs, size = Path(sys.argv[1]), int(sys.argv[2])
+block = os.urandom(size)
+for n, path in enumerate(sorted(outputs.rglob("*.glb"))):
+    if path.is_file() and not path.is_symlink():
+        kept = path.stat()
+        path.write_bytes(n.to_bytes(8, "big") + block[8:])
+        os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))  # the rules pick the newest object by time
+"""
+
+_RECORD_HASHES = r"""
+import sys
+from pathlib import Path
+import pandas as pd
+from archi3d.csvtable import read_csv_table
+from archi3d.upsert import update_csv_atomic
+hashed, table, listing = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+columns = ["run_id", "job_id", "gen_object_sha256", "gen_object_bytes", "gen_object_path"]
+frame = read_csv_table(hashed, columns=columns).cells.to_pandas()
+frame = frame[frame["gen_object_sha256"] != ""]
+listing.write_bytes(b"\0".join(p.encode() for p in frame["gen_object_path"].unique()))
+keys = read_csv_table(table, columns=columns[:2]).cells.to_pandas().drop_duplicates()
+known = frame[columns[:4]].drop_duplicates(columns[:2]).merge(keys)  # rows consolidate inserted are left out
+update_csv_atomic(table, known, columns[:2])
+"""
+
 
 def _peak_rss(code: str, *args: str) -> tuple[list[str], float]:
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
@@ -95,7 +137,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size; the table shows medians")
-    parser.add_argument("--cases", default="consolidate,upsert", help="what to measure: consolidate, upsert or both")
+    parser.add_argument("--cases", default="consolidate,upsert,hashes", help="what to measure (comma-separated)")
+    parser.add_argument("--hash-jobs", type=int, default=20_000, help="jobs of the hashes case")
+    parser.add_argument("--object-mib", type=float, default=1.0, help="size of each object in the hashes case")
     parser.add_argument("--keep", type=Path, default=None, help="build workspaces here and keep them")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
@@ -117,11 +161,14 @@ def main() -> None:
             results.append(result)
             if args.keep is None:
                 shutil.rmtree(ws, ignore_errors=True)
+        if "hashes" in cases:
+            results.append(_hash_rounds(root / "ws-hashes", args.hash_jobs, args.object_mib, args.repeat))
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    if len(results) >= 2 and "consolidate" in cases:
-        big, small = results[-1], results[-2]
+    sized = [r for r in results if "first_s" in r]
+    if len(sized) >= 2:
+        big, small = sized[-1], sized[-2]
         print(
             f"scaling {big['jobs']:.0f}/{small['jobs']:.0f} jobs: "
             + ", ".join(f"{what} x{big[f'{what}_s'] / small[f'{what}_s']:.1f}" for what in ("first", "second", "floor"))
@@ -133,25 +180,78 @@ def _consolidate_rounds(ws: Path, repeat: int) -> dict[str, float]:
     """Each round: the floor, then consolidate on the table as built, twice."""
     table = ws / "tables" / "generations.csv"
     built = table.read_bytes()
-    floors, firsts, seconds, peak = [], [], [], 0.0
+    floors, firsts, seconds, explains, peak = [], [], [], [], 0.0
     for _ in range(repeat):
         table.write_bytes(built)
         floors.append(float(_peak_rss(_FLOOR, str(ws), "demo-run")[0][0]))
-        first_out, first_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
-        second_out, second_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
-        if second_out[1:3] != ["0", "0"]:
-            raise SystemExit(f"second run was not idempotent: {second_out}")
-        firsts.append(float(first_out[0]))
-        seconds.append(float(second_out[0]))
-        peak = max(peak, first_rss, second_rss)
+        first, second, rss = _first_and_second(ws)
+        firsts.append(first)
+        seconds.append(second)
+        explains.append(float(_peak_rss(_EXPLAIN, str(ws), "demo-run", "job-000000")[0][0]))
+        peak = max(peak, rss)
     table.write_bytes(built)
-    floor, first, second = (statistics.median(xs) for xs in (floors, firsts, seconds))
+    floor, first, second, explained = (statistics.median(xs) for xs in (floors, firsts, seconds, explains))
     print(
         f"  consolidate: floor {floor:.2f} s, first run {first:.2f} s ({first / floor:.2f}x floor),"
-        f" second run {second:.2f} s ({second / floor:.2f}x floor), peak RSS {peak:.0f} MiB",
+        f" second run {second:.2f} s ({second / floor:.2f}x floor), peak RSS {peak:.0f} MiB;"
+        f" explain of one job {explained:.2f} s",
         flush=True,
     )
-    return {"floor_s": floor, "first_s": first, "second_s": second, "peak_mib": peak}
+    return {"floor_s": floor, "first_s": first, "second_s": second, "peak_mib": peak, "explain_s": explained}
+
+
+def _first_and_second(ws: Path) -> tuple[float, float, float]:
+    """Consolidate twice; the times of both runs and their peak RSS. The second must change nothing."""
+    first_out, first_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
+    second_out, second_rss = _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
+    if second_out[1:3] != ["0", "0"]:
+        raise SystemExit(f"second run was not idempotent: {second_out}")
+    return float(first_out[0]), float(second_out[0]), max(first_rss, second_rss)
+
+
+def _hash_rounds(ws: Path, jobs: int, object_mib: float, repeat: int) -> dict[str, float]:
+    """Each round: sha256sum over the objects, a first run with every hash known, one that hashes all, a second."""
+    shutil.rmtree(ws, ignore_errors=True)
+    t = time.perf_counter()
+    _peak_rss(_BUILD, str(ws), str(jobs))
+    _peak_rss(_BIG_OBJECTS, str(ws / "runs" / "demo-run" / "outputs"), str(int(object_mib * 2**20)))
+    table, listing = ws / "tables" / "generations.csv", ws / "hashed-objects"
+    built = table.read_bytes()
+    _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
+    hashed = ws / "hashed.csv"
+    shutil.copyfile(table, hashed)
+    table.write_bytes(built)
+    _peak_rss(_RECORD_HASHES, str(hashed), str(table), str(listing))
+    known = table.read_bytes()
+    print(f"{jobs} jobs with objects of {object_mib:g} MiB: built in {time.perf_counter() - t:.1f} s", flush=True)
+    sums, knowns, hashings, seconds = [], [], [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(
+            ["xargs", "-0", "sha256sum"], stdin=listing.open("rb"), stdout=subprocess.DEVNULL, check=True, cwd=ws
+        )
+        sums.append(time.perf_counter() - t)
+        table.write_bytes(known)
+        knowns.append(_first_and_second(ws)[0])
+        table.write_bytes(built)
+        hashing, second, _ = _first_and_second(ws)
+        hashings.append(hashing)
+        seconds.append(second)
+    shutil.rmtree(ws, ignore_errors=True)
+    summed, known_first, hashing, second = (statistics.median(xs) for xs in (sums, knowns, hashings, seconds))
+    print(
+        f"  hashes: sha256sum {summed:.2f} s, first run with hashes known {known_first:.2f} s,"
+        f" first run hashing {hashing:.2f} s ({hashing / (summed + known_first):.2f}x the two),"
+        f" second run {second:.2f} s",
+        flush=True,
+    )
+    return {
+        "jobs": jobs,
+        "sha256sum_s": summed,
+        "known_first_s": known_first,
+        "hashing_first_s": hashing,
+        "hashed_second_s": second,
+    }
 
 
 def _upsert_rounds(ws: Path, repeat: int) -> dict[str, float]:

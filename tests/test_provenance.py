@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,8 +17,10 @@ from typer.testing import CliRunner, Result
 
 from archi3d import ConsolidateOptions, ObjectChangedError, StrictConflictError, consolidate, rows_of_run, verify_object
 from archi3d.cli import app
+from archi3d.csvtable import read_csv_table
 from archi3d.demo import build_demo_workspace
 from archi3d.revert import revert
+from archi3d.upsert import update_csv_atomic
 from workspace_builder import (
     GLB,
     NOW,
@@ -99,6 +103,35 @@ def test_an_object_whose_size_changed_is_a_conflict_and_fails_strict(tmp_path: P
     assert after["gen_object_bytes"] == str(len(GLB) + 4)
     assert f"object changed: sha256 {before['gen_object_sha256']} -> {after['gen_object_sha256']}" in after["notes"]
     assert _run(tmp_path).objects_changed == 0  # type: ignore[attr-defined]
+
+
+_OPENED: list[str] = []
+
+
+def _record_opens(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and str(args[0]).endswith(".glb"):
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_record_opens)  # the interpreter's own seam: every file opened in this process
+
+
+def test_a_second_run_hashes_nothing_and_verify_hashes_hashes_every_completed_object(tmp_path: Path) -> None:
+    ws = _demo(tmp_path)
+    _OPENED.clear()
+    consolidate(ws, ConsolidateOptions(run_id="demo-run", workers=1), now=NOW)
+    first = set(_OPENED)
+    _OPENED.clear()
+    summary = consolidate(ws, ConsolidateOptions(run_id="demo-run", workers=1), now=NOW)
+    assert summary.upsert_updated == 0 and _OPENED == []
+    consolidate(ws, ConsolidateOptions(run_id="demo-run", workers=1, verify_hashes=True), now=NOW)
+    hashed = [r for r in rows_of_run(ws, "demo-run") if r.gen_object_sha256]
+    assert all(r.status.value == "completed" for r in hashed)
+    assert sorted(_OPENED) == sorted(str(ws / r.gen_object_path) for r in hashed)
+    # the first run hashed them all, and beside them only objects of rows that said completed and
+    # now say failed (the scan hashes before the rules decide)
+    failed = {str(ws / r.gen_object_path) for r in rows_of_run(ws, "demo-run") if r.status.value == "failed"}
+    assert set(_OPENED) <= first <= set(_OPENED) | failed
 
 
 def test_verify_object_refuses_a_row_without_a_recorded_hash(tmp_path: Path) -> None:
@@ -185,6 +218,8 @@ def test_revert_gives_back_the_table_byte_for_byte(tmp_path: Path) -> None:
     assert reverted.exit_code == 0, reverted.stderr
     assert reverted.stdout.startswith(f"revert {report}: written")
     assert table_bytes(ws) == original
+    logged = json.loads((ws / "logs" / "metrics.log").read_text(encoding="utf-8").splitlines()[-1].split(" ", 1)[1])
+    assert logged["event"] == "revert" and logged["rows_restored"] > 0
     assert revert(ws, report).written is False  # nothing of the run is left to give back
 
 
@@ -203,6 +238,27 @@ def test_revert_leaves_alone_what_changed_since_and_lists_it(tmp_path: Path) -> 
     after = one_row(tmp_path, "j1")
     assert after["status"] == "enqueued" and after["gen_object_sha256"] == "f" * 64
     assert table_bytes(tmp_path) != original
+
+
+def test_revert_after_a_later_phase_added_a_column_keeps_every_row_as_wide_as_the_header(tmp_path: Path) -> None:
+    ws = _demo(tmp_path)
+    original = read_csv_table(csv_path(ws))
+    report = tmp_path / "report.jsonl"
+    summary = consolidate(ws, ConsolidateOptions(run_id="demo-run", report=str(report)), now=NOW)
+    assert summary.duplicate_rows_merged > 0
+    scored = next(r for r in rows_of_run(ws, "demo-run") if r.status.value == "completed")
+    update_csv_atomic(
+        csv_path(ws),
+        pd.DataFrame([{"run_id": "demo-run", "job_id": scored.job_id, "chamfer": "0.8125"}]),
+        ["run_id", "job_id"],
+    )
+    undone = revert(ws, report)
+    assert undone.rows_put_back == summary.duplicate_rows_merged
+    reverted = read_csv_table(csv_path(ws))  # every row as wide as the header, or this raises
+    assert reverted.header == (*original.header, "chamfer")
+    assert [r for r in reverted.column("chamfer") if r] == ["0.8125"]
+    assert len(reverted) == len(original)
+    assert cli("validate", str(csv_path(ws))).exit_code == 0
 
 
 def test_revert_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ run wrote; whatever changed since is left alone and listed. Under the table lock
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,7 +14,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from archi3d.atomic import write_bytes_atomic
+from archi3d.atomic import append_log_record, write_bytes_atomic
 from archi3d.consolidation.report import REPORT_VERSION
 from archi3d.csvrender import encode_row, render_chunks
 from archi3d.csvtable import BOM, CsvTable, read_csv_table
@@ -77,7 +78,7 @@ def revert(
     cell that still holds the run's text gets its text back; rows the run inserted are removed if they
     are still as written; duplicate rows it merged away are put back where they stood; columns it
     added are removed once empty. A revert of a run nothing touched since gives back the table byte
-    for byte.
+    for byte. A revert that wrote appends its summary to logs/metrics.log.
     """
     resolver = workspace if isinstance(workspace, PathResolver) else PathResolver(workspace)
     report_path = Path(report)
@@ -97,6 +98,8 @@ def revert(
         if summary.written:
             chunks = render_chunks(table, undo.replaced, (), (), header=undo.header)
             write_bytes_atomic(path, chunks, replace_timeout=lock_timeout)
+    if summary.written:
+        append_log_record(resolver.metrics_log_path(), summary.to_record())
     return summary
 
 
@@ -119,6 +122,8 @@ class _Undo:
         self.counts = {"rows_restored": 0, "cells_restored": 0, "rows_removed": 0, "rows_put_back": 0}
         jobs = sorted({str(r["job_id"]) for r in records if r["type"] in ("row_updated", "row_inserted", "row_merged")})
         self.by_job = _rows_of(table, run_id, jobs)
+        self.widened_since = b"," * max(len(table.header) - _width(head["header_after"]), 0)
+        """What a later phase that added columns appended to every row the run wrote."""
 
     @property
     def replaced(self) -> dict[int, bytes]:
@@ -145,14 +150,14 @@ class _Undo:
             elif record["type"] == "row_inserted":
                 self._remove(record)
         self._put_back_merged([r for r in self.records if r["type"] == "row_merged"])
-        columns_removed = self._drop_added_columns()
+        columns_removed = self._fit_columns()
         written = bool(self.rows or self.put_back) or self.header is not None
         return RevertSummary(
             report, table, written, **self.counts, columns_removed=columns_removed, left_alone=tuple(self.left)
         )
 
     def _find(self, job_id: str, text: str) -> int | None:
-        wanted = text.encode("utf-8")
+        wanted = _widened(text.encode("utf-8"), self.widened_since)
         return next(
             (i for i in self.by_job.get(job_id, ()) if i not in self.rows and self.table.raw(i) == wanted), None
         )
@@ -201,16 +206,26 @@ class _Undo:
             self.put_back.setdefault(at, []).append(record["text"].encode("utf-8"))
             self.counts["rows_put_back"] += 1
 
-    def _drop_added_columns(self) -> int:
-        """The run's added columns go when no row holds a value in them (and the header is still the run's)."""
-        if not self.added:
-            return 0
-        if _header_text(self.table) != self.head["header_after"]:
+    def _fit_columns(self) -> int:
+        """Drop the run's added columns when no row holds a value in them (and the header is still the
+        run's); else widen what comes back with the text from before the run to the header's width."""
+        width_before = _width(self.head["header_before"])
+        if self.added and _header_text(self.table) != self.head["header_after"]:
             self.left.append("the header changed since: the columns the run added stay")
-            return 0
-        if any(any(self.table.column(c)) for c in self.added):
+        elif self.added and any(any(self.table.column(c)) for c in self.added):
             self.left.append(f"columns {', '.join(self.added)} hold values now: they stay")
-            return 0
+        elif self.added:
+            self._drop_added_columns()
+            return len(self.added)
+        pad = b"," * (len(self.table.header) - width_before)
+        if width_before and pad:
+            for at in self.original:
+                self.rows[at] = _widened(self.rows[at], pad)
+            for texts in self.put_back.values():
+                texts[:] = [_widened(text, pad) for text in texts]
+        return 0
+
+    def _drop_added_columns(self) -> None:
         pad = b"," * len(self.added)
         for at in range(len(self.table)):
             if at in self.original or self.rows.get(at) == b"":
@@ -220,7 +235,15 @@ class _Undo:
             if body.endswith(pad):
                 self.rows[at] = body[: -len(pad)] + raw[len(body) :]
         self.header = (BOM if self.head.get("bom") else b"") + self.head["header_before"].encode("utf-8")
-        return len(self.added)
+
+
+def _widened(raw: bytes, pad: bytes) -> bytes:
+    body = raw.rstrip(b"\r\n")
+    return body + pad + raw[len(body) :]
+
+
+def _width(header: str) -> int:
+    return len(next(csv.reader([header]))) if header else 0
 
 
 def _header_text(table: CsvTable) -> str:

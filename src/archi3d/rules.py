@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Collection
 from typing import NamedTuple
 
 import attrs
@@ -22,6 +23,7 @@ __all__ = [
     "hash_settled",
     "is_fresh",
     "judge",
+    "may_complete",
     "takes_error_text",
     "times_settled",
 ]
@@ -134,6 +136,11 @@ def judge(signals: Signals, options: Options, now: dt.datetime) -> Judgement:
 def times_settled(status: Status, has_start: bool, has_end: bool, has_duration: bool) -> bool:
     """Whether no time rule can fill anything: the job is not finished, or its row holds all three times."""
     return status not in TERMINAL or (has_start and has_end and has_duration)
+
+
+def may_complete(row_completed: bool, markers: Collection[str]) -> bool:
+    """Whether the status rules can give a job `completed`: its row says so, or it has a .completed marker."""
+    return row_completed or "completed" in markers
 
 
 def hash_settled(recorded_sha256: str, recorded_bytes: int | None, size: int, verify: bool) -> bool:

@@ -14,7 +14,7 @@ from archi3d.formats import ID_PATTERN, PNG_SIGNATURE
 from archi3d.listing import Chosen, FileEntry, Listing, choose_object, list_job_folder, name_in_folder, stat_entry
 from archi3d.model import Evidence, TimeEvidence
 from archi3d.paths import PathResolver, is_safe_relative, resolves_within, to_posix, validate_id
-from archi3d.rules import hash_settled
+from archi3d.rules import hash_settled, may_complete
 from archi3d.worker_log import WorkerLog
 
 __all__ = ["MARKER_KINDS", "Recorded", "RunScanner"]
@@ -32,6 +32,8 @@ class Recorded:
     paths: tuple[str, ...] = ()
     previews: tuple[str, str, str] = ("", "", "")
     gen_object: str = ""
+    completed: bool = False
+    """A row of the job says `completed`."""
     sha256: str = ""
     bytes: int | None = None
     """The object's hash and size as the row records them."""
@@ -154,8 +156,8 @@ class RunScanner:
     def evidence(self, job_id: str, recorded: Recorded, listing: Listing, verify_hashes: bool = False) -> Evidence:
         """Everything the disk says about one job (`listing`: its outputs folder, as listed).
 
-        The object is hashed unless the row's recorded hash still describes it (the same file, of the
-        recorded size) and `verify_hashes` is not asked for.
+        The object of a job that may end completed is hashed, unless the row's recorded hash still
+        describes it (the same file, of the recorded size) and `verify_hashes` is not asked for.
         """
         kinds = self.markers(job_id)
         folder_rel = self.folder_rel(job_id)
@@ -204,12 +206,14 @@ class RunScanner:
             existing_paths=existing,
             error_text=read_error_text(f"{self._state}{os.sep}{job_id}.error.txt") if "error.txt" in kinds else None,
             metadata_mismatch=listing.mismatch,
-            object_sha256=self._object_hash(chosen, recorded, folder, verify_hashes),
+            object_sha256=self._object_hash(chosen, recorded, kinds, verify_hashes),
             times=None if recorded.times_known else self._times(job_id, listing, entry_of, chosen),
         )
 
-    def _object_hash(self, chosen: Chosen | None, recorded: Recorded, folder: str, verify: bool) -> str | None:
-        if chosen is None:
+    def _object_hash(
+        self, chosen: Chosen | None, recorded: Recorded, markers: frozenset[str], verify: bool
+    ) -> str | None:
+        if chosen is None or not may_complete(recorded.completed, markers):
             return None
         same_file = chosen.path == to_posix(recorded.gen_object)
         if same_file and hash_settled(recorded.sha256, recorded.bytes, chosen.entry.size, verify):

@@ -204,7 +204,7 @@ def _print_record(record: dict[str, object], as_json: bool) -> None:
 
 @app.command(short_help="Show the evidence of jobs and what consolidate would do with them.")
 def explain(
-    job_ids: Annotated[list[str], typer.Argument(metavar="JOB...", help="The jobs to explain.")],
+    job_ids: Annotated[list[str], typer.Argument(metavar="JOB", help="The jobs to explain.")],
     run_id: Annotated[str, typer.Option("--run-id", metavar="ID", help="Their run.")],
     workspace: Workspace = None,
     heartbeat_timeout: Annotated[
@@ -293,7 +293,7 @@ def validate(
     files: Annotated[
         list[Path] | None,
         typer.Argument(
-            metavar="[FILE]...",
+            metavar="FILE",
             show_default=False,
             help="Tables to check, each by its name: generations.csv or manifest.csv (default: the workspace's).",
         ),

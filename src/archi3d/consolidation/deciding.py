@@ -185,6 +185,7 @@ def _recorded(rows: Sequence[GenerationRow]) -> Recorded:
         paths=tuple(dict.fromkeys(p for r in rows for c in _RECORDED_PATHS if (p := getattr(r, c)))),
         previews=(winner.preview_1_path, winner.preview_2_path, winner.preview_3_path),
         gen_object=winner.gen_object_path,
+        completed=winner.status is Status.COMPLETED,
         sha256=winner.gen_object_sha256,
         bytes=winner.gen_object_bytes,
         times_known=any(r.generation_start for r in rows) and any(r.generation_end for r in rows),
