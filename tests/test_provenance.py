@@ -208,6 +208,21 @@ def test_the_report_holds_every_change_and_conflict_and_is_written_under_dry_run
     )
 
 
+@pytest.mark.parametrize(
+    "where", ["tables/generations.csv", "tables/../tables/generations.csv", "logs/metrics.log", "runs"]
+)
+def test_a_report_path_that_would_replace_a_workspace_file_or_is_a_folder_is_refused_first(
+    tmp_path: Path, where: str
+) -> None:
+    _completed_job(tmp_path)
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs" / "metrics.log").write_text("")
+    before = snapshot(tmp_path)
+    result = cli("consolidate", "--workspace", str(tmp_path), "--run-id", RUN, "--report", str(tmp_path / where))
+    assert result.exit_code == 2 and "--report" in result.stderr and "Nothing was changed" in result.stderr
+    assert snapshot(tmp_path) == before
+
+
 def test_revert_gives_back_the_table_byte_for_byte(tmp_path: Path) -> None:
     ws = _demo(tmp_path)
     original = table_bytes(ws)

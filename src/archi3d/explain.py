@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from archi3d.consolidation.deciding import RunContext, reconcile_job
 from archi3d.consolidation.options import ConsolidateOptions
+from archi3d.consolidation.selection import job_rows
 from archi3d.csvtable import read_csv_table
 from archi3d.files import is_png, marker_reading, sha256_of
 from archi3d.formats import UTC
@@ -71,7 +70,9 @@ def explain(
     rows = _rows(resolver, run_id, jobs)
     manifest = Manifest.read(resolver, run_id)
     scanner = RunScanner(resolver, run_id, jobs)
-    run = RunContext(None, {}, manifest, scanner, options, now or dt.datetime.now(UTC))
+    run = RunContext(
+        table=None, groups={}, manifest=manifest, scanner=scanner, options=options, now=now or dt.datetime.now(UTC)
+    )
     entries = manifest.jobs(jobs)
     return [_explain(resolver, run, job_id, rows.get(job_id, []), entries.get(job_id)) for job_id in jobs]
 
@@ -82,17 +83,10 @@ def _rows(resolver: PathResolver, run_id: str, jobs: Sequence[str]) -> dict[str,
     if not path.exists():
         return {}
     table = read_csv_table(path, columns=("run_id", "job_id"))
-    if not len(table):
-        return {}
-    wanted = pc.and_(
-        pc.equal(table.cells.column("run_id"), run_id),
-        pc.is_in(table.cells.column("job_id"), value_set=pa.array(list(jobs), type=pa.string())),
-    )
-    found: dict[str, list[GenerationRow]] = {}
-    for index in pc.indices_nonzero(wanted).to_pylist():
-        row = GenerationRow.from_cells(table.record(index), table.lines[index])
-        found.setdefault(row.job_id, []).append(row)
-    return found
+    return {
+        job_id: [GenerationRow.from_cells(table.record(i), table.lines[i]) for i in indices]
+        for job_id, indices in job_rows(table, run_id, set(jobs)).items()
+    }
 
 
 def _explain(

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from archi3d.atomic import append_log_record, write_bytes_atomic
 from archi3d.consolidation.report import REPORT_VERSION
+from archi3d.consolidation.selection import job_rows
 from archi3d.csvrender import encode_row, render_chunks
 from archi3d.csvtable import BOM, CsvTable, read_csv_table
 from archi3d.errors import InputError
@@ -120,8 +119,8 @@ class _Undo:
         self.header: bytes | None = None
         self.left: list[str] = []
         self.counts = {"rows_restored": 0, "cells_restored": 0, "rows_removed": 0, "rows_put_back": 0}
-        jobs = sorted({str(r["job_id"]) for r in records if r["type"] in ("row_updated", "row_inserted", "row_merged")})
-        self.by_job = _rows_of(table, run_id, jobs)
+        jobs = {str(r["job_id"]) for r in records if r["type"] in ("row_updated", "row_inserted", "row_merged")}
+        self.by_job = job_rows(table, run_id, jobs)
         self.widened_since = b"," * max(len(table.header) - _width(head["header_after"]), 0)
         """What a later phase that added columns appended to every row the run wrote."""
 
@@ -248,17 +247,3 @@ def _width(header: str) -> int:
 
 def _header_text(table: CsvTable) -> str:
     return table.data[: table.header_end].removeprefix(BOM).decode("utf-8")
-
-
-def _rows_of(table: CsvTable, run_id: str, jobs: Sequence[str]) -> dict[str, list[int]]:
-    if not len(table) or not jobs:
-        return {}
-    wanted = pc.and_(
-        pc.equal(table.cells.column("run_id"), run_id),
-        pc.is_in(table.cells.column("job_id"), value_set=pa.array(list(jobs), type=pa.string())),
-    )
-    found: dict[str, list[int]] = {}
-    job_ids = table.column("job_id")
-    for index in pc.indices_nonzero(wanted).to_pylist():
-        found.setdefault(job_ids[index], []).append(index)
-    return found

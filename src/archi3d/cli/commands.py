@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from archi3d.cli.render import FORMATS, TerminalProgress, explanation_text, problems_text, summary_text
+from archi3d.cli.render import FORMATS, TerminalProgress, explanation_text, problems_text, revert_text, summary_text
 from archi3d.errors import Archi3dError, Problem, TableError
 
 __all__ = ["app", "main"]
@@ -264,17 +264,7 @@ def revert(
     except Archi3dError as error:
         raise _fail(error) from None
     record = result.to_record()
-    if as_json:
-        typer.echo(json.dumps(record, indent=2, ensure_ascii=False))
-        return
-    typer.echo(
-        f"revert {record['report']}: {'written' if record['written'] else 'nothing to give back'}\n"
-        f"  rows restored {record['rows_restored']}, cells restored {record['cells_restored']},"
-        f" inserted rows removed {record['rows_removed']}, merged rows put back {record['rows_put_back']},"
-        f" columns removed {record['columns_removed']}"
-    )
-    for reason in record["left_alone"]:
-        typer.echo(f"  left alone: {reason}")
+    typer.echo(json.dumps(record, indent=2, ensure_ascii=False) if as_json else revert_text(record))
 
 
 class Format(enum.StrEnum):

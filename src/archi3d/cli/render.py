@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from archi3d.errors import Problem
 
-__all__ = ["FORMATS", "TerminalProgress", "explanation_text", "problems_text", "summary_text"]
+__all__ = ["FORMATS", "TerminalProgress", "explanation_text", "problems_text", "revert_text", "summary_text"]
 
 FORMATS = ("text", "json", "github")
 """`archi3d validate --format`: one line per problem, a JSON list, or GitHub Actions annotations."""
@@ -93,6 +93,18 @@ def explanation_text(record: Mapping[str, Any]) -> str:
     if not record["changes"]:
         lines.append("  would change nothing")
     lines += [f"  conflict {c['kind']}: {c['detail']}" for c in record["conflicts"]]
+    return "\n".join(lines)
+
+
+def revert_text(record: Mapping[str, Any]) -> str:
+    """The plain-text outcome of a revert, with what it left alone."""
+    lines = [
+        f"revert {record['report']}: {'written' if record['written'] else 'nothing to give back'}",
+        f"  rows restored {record['rows_restored']}, cells restored {record['cells_restored']},"
+        f" inserted rows removed {record['rows_removed']}, merged rows put back {record['rows_put_back']},"
+        f" columns removed {record['columns_removed']}",
+    ]
+    lines += [f"  left alone: {reason}" for reason in record["left_alone"]]
     return "\n".join(lines)
 
 

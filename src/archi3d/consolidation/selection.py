@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.csvtable import CsvTable
@@ -17,13 +17,14 @@ JobRows = Mapping[str, tuple[int, ...]]
 """The row indices of each job of a run in the table, jobs and rows in file order."""
 
 
-def job_rows(table: CsvTable | None, run_id: str) -> JobRows:
-    """Row indices of each job of the run, jobs in file order."""
+def job_rows(table: CsvTable | None, run_id: str, only: Collection[str] | None = None) -> JobRows:
+    """Row indices of each job of the run (of the jobs in `only`, if given), jobs in file order."""
     groups: dict[str, list[int]] = {}
     if table is not None and len(table):
         hits = table.rows_where("run_id", run_id)
         for index, job_id in zip(hits, table.columns(hits, ("job_id",))["job_id"]):
-            groups.setdefault(job_id, []).append(index)
+            if only is None or job_id in only:
+                groups.setdefault(job_id, []).append(index)
     # Tuples: the collector stops looking at a tuple of ints, and 100,000 lists it would look at every time.
     return {job_id: tuple(rows) for job_id, rows in groups.items()}
 

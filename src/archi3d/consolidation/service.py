@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import attrs
 
@@ -72,6 +73,8 @@ def _consolidate(
     if os.path.lexists(log_path) and not log_path.is_file():
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
+    if options.report is not None:
+        _check_report_path(options.report, (csv_path, log_path))
     if progress is not None:
         progress(READING, 0, 0)
     with ThreadPoolExecutor(1) as beside:
@@ -107,16 +110,16 @@ def _consolidate(
         if progress is not None:
             progress(WRITING, 0, 0)
         plan, written = write_plan(resolver, run, plan, jobs, outcomes, found_orphans)
-    _report(options, plan, jobs, written, now)
     result = _summary(options, plan, written, now, started)
     try:
+        _report(options, plan, jobs, written, now)
         append_log_record(log_path, result.to_record())
     except WriteFailedError as error:
         if not written:
             raise
         raise WriteFailedError(
             f"{csv_path} was written ({result.upsert_inserted} rows inserted, {result.upsert_updated} updated),"
-            f" but its summary record was not: {error}",
+            f" but its change report or summary record was not: {error}",
             error,
         ) from error
     return result
@@ -141,6 +144,15 @@ def _refuse_unknown_run(resolver: PathResolver, table: CsvTable | None, rows: in
             " with no evidence at all every completed job would be downgraded. Nothing was changed."
         )
     raise UnknownRunError(f"unknown run {run_id!r}: no row in {csv_path}, no {resolver.run_root(run_id)} folder")
+
+
+def _check_report_path(report: str, taken: Sequence[Path]) -> None:
+    """Refuse, before any work, a folder, or the table or the log (the report would replace it)."""
+    path = Path(report)
+    if path.is_dir():
+        raise InputError(f"--report {report}: is a folder; give a file name. Nothing was changed.")
+    if path.resolve() in {t.resolve() for t in taken}:
+        raise InputError(f"--report {report}: is one of the workspace's own files. Nothing was changed.")
 
 
 def _report(options: ConsolidateOptions, plan: Plan, jobs: Sequence[str], written: bool, now: dt.datetime) -> None:
