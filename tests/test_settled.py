@@ -26,8 +26,9 @@ OPTIONS = [
     ConsolidateOptions(RUN, stale_policy=StalePolicy.KEEP, heartbeat_timeout=10**9),
     ConsolidateOptions(RUN, stale_policy=StalePolicy.FAIL),
     ConsolidateOptions(RUN, fix_status=False),
+    ConsolidateOptions(RUN, verify_hashes=True),
 ]
-IDS = ["default", "keep-fresh", "fail-stale", "no-fix-status"]
+IDS = ["default", "keep-fresh", "fail-stale", "no-fix-status", "verify-hashes"]
 
 
 @pytest.fixture(scope="module")

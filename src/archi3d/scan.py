@@ -218,7 +218,11 @@ class RunScanner:
         same_file = chosen.path == to_posix(recorded.gen_object)
         if same_file and hash_settled(recorded.sha256, recorded.bytes, chosen.entry.size, verify):
             return None
-        return sha256_of(os.path.join(self.workspace, chosen.path))
+        return self.object_sha256(chosen.path)
+
+    def object_sha256(self, rel: str) -> str | None:
+        """The hash of a workspace file (its path relative to the workspace); None if it cannot be read."""
+        return sha256_of(os.path.join(self.workspace, rel))
 
     def _times(
         self, job_id: str, listing: Listing, entry_of: Callable[[str], FileEntry | None], chosen: Chosen | None

@@ -10,7 +10,7 @@ from archi3d.listing import Chosen, Listing, choose_object, name_in_folder
 from archi3d.model import Status
 from archi3d.rules import DOWNGRADED, Options, Signals, hash_settled, judge, takes_error_text, times_settled
 
-__all__ = ["RowFacts", "is_settled"]
+__all__ = ["RowFacts", "Settled", "settled"]
 
 
 _STATUSES = {status.value: status for status in Status}
@@ -32,7 +32,14 @@ class RowFacts(NamedTuple):
     gen_object_bytes: str
 
 
-def is_settled(
+class Settled(NamedTuple):
+    """A row reconcile leaves as it is, except that it records the hash of `unhashed` (the object of a
+    completed row that records no hash yet: no recorded hash, so no hash conflict)."""
+
+    unhashed: Chosen | None = None
+
+
+def settled(
     facts: RowFacts,
     markers: frozenset[str],
     inprogress_at: dt.datetime | None,
@@ -40,20 +47,21 @@ def is_settled(
     folder_rel: str,
     options: Options,
     now: dt.datetime,
-) -> bool:
-    """True only when reconcile would return this row unchanged, with no conflict and nothing to count.
+) -> Settled | None:
+    """Settled only when reconcile would return this row unchanged (but for a hash to record), with no
+    conflict and nothing to count; None means "not sure".
 
     `markers` are the kinds of the job's state files, `inprogress_at` the time of its .inprogress
-    marker (when it has one), `listing` its outputs folder (`folder_rel`). False means "not sure": a
-    path outside the job's folder, or a file the listing did not stat, is left to the reconciler.
+    marker (when it has one), `listing` its outputs folder (`folder_rel`). A path outside the job's
+    folder, or a file the listing did not stat, is left to the reconciler.
     """
     if facts.has_backslash or listing.mismatch is not None:
-        return False
+        return None
     named = None
     if facts.gen_object_path:
         name = name_in_folder(facts.gen_object_path, folder_rel)
         if name is None or name not in listing.stated:
-            return False
+            return None
         entry = listing.stated[name]
         named = None if entry is None else Chosen(facts.gen_object_path, entry)
     chosen, candidates = choose_object(folder_rel, listing, named)
@@ -68,22 +76,25 @@ def is_settled(
     )
     judged = judge(signals, options, now)
     if judged.status is not status or judged.conflicts:
-        return False
+        return None
     if not times_settled(status, facts.has_start, facts.has_end, facts.has_duration):
-        return False
+        return None
     if takes_error_text(status, facts.error_msg) and "error.txt" in markers:
-        return False
+        return None
     if chosen is not None and chosen.path != facts.gen_object_path:
-        return False
+        return None
+    unhashed = None
     if status is Status.COMPLETED and chosen is not None:
         recorded_bytes = int(facts.gen_object_bytes) if facts.gen_object_bytes.isdigit() else None
         if not hash_settled(facts.gen_object_sha256, recorded_bytes, chosen.entry.size, options.verify_hashes):
-            return False
+            if facts.gen_object_sha256:
+                return None  # the object may have changed: a conflict, for the reconciler to describe
+            unhashed = chosen
     for slot, recorded in enumerate(facts.previews, 1):
         if recorded:
             name = name_in_folder(recorded, folder_rel)
             if name is None or not listing.is_regular(name):
-                return False
+                return None
         elif f"preview_{slot}.png" in listing.kinds:  # a preview to record, or an invalid one to count
-            return False
-    return True
+            return None
+    return Settled(unhashed)

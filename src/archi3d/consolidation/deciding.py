@@ -13,13 +13,13 @@ from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.consolidation.selection import JobRows, considered_rows
 from archi3d.csvtable import CsvTable
-from archi3d.listing import Listing
+from archi3d.listing import Chosen, Listing
 from archi3d.manifest import Manifest
 from archi3d.merge import merge_duplicates, merge_winner
 from archi3d.model import Evidence, GenerationRow, Job, Status
 from archi3d.reconcile import Conflict, Decision, reconcile
 from archi3d.scan import Recorded, RunScanner
-from archi3d.settled import RowFacts, is_settled
+from archi3d.settled import RowFacts, settled
 
 __all__ = ["Outcome", "Reconciled", "RunContext", "decide", "reconcile_job", "table_columns"]
 
@@ -63,6 +63,7 @@ class Outcome(NamedTuple):
 
 _SETTLED = {status.value: Outcome(status.value) for status in Status}
 """The outcome of a settled row, by its status: it stays as it is."""
+_HASH_REASONS = (("gen_object_sha256", "object_hash"), ("gen_object_bytes", "object_hash"))
 
 
 @attrs.frozen
@@ -99,6 +100,7 @@ def decide(
     """
     table, groups, scanner, rules = run.table, run.groups, run.scanner, run.options.rules
     facts = _row_facts(table, groups, jobs) if table is not None else {}
+    columns = table_columns(table)
     outcomes: dict[str, Outcome] = {}
     pending: dict[str, Listing] = {}
     reported = 0
@@ -107,22 +109,32 @@ def decide(
         listing = scanner.listing(job_id)
         markers = scanner.markers(job_id)
         heartbeat = scanner.marker_at(job_id, "inprogress") if "inprogress" in markers else None
-        if (
-            settled_check
-            and fact is not None
-            and is_settled(fact, markers, heartbeat, listing, scanner.folder_rel(job_id), rules, run.now)
-        ):
-            outcomes[job_id] = _SETTLED[fact.status]
-        else:
+        verdict = None
+        if settled_check and fact is not None:
+            verdict = settled(fact, markers, heartbeat, listing, scanner.folder_rel(job_id), rules, run.now)
+        if fact is None or verdict is None:
             pending[job_id] = listing
             if len(pending) >= _BATCH:
                 outcomes.update(_reconciled_batch(run, pending))
                 pending.clear()
+        elif verdict.unhashed is None:
+            outcomes[job_id] = _SETTLED[fact.status]
+        else:
+            outcomes[job_id] = _hash_recorded(run, groups[job_id][0], verdict.unhashed, columns)
         if decided is not None and (done % _BATCH == 0 or done == len(jobs)):
             decided(considered_rows(groups, jobs[reported:done]))
             reported = done
     outcomes.update(_reconciled_batch(run, pending))
     return outcomes
+
+
+def _hash_recorded(run: RunContext, index: int, unhashed: Chosen, columns: Sequence[str]) -> Outcome:
+    """The outcome of a settled completed row that records its object's hash for the first time."""
+    sha256 = run.scanner.object_sha256(unhashed.path)
+    if run.table is None or sha256 is None:  # unreadable: the reconciler too leaves the row as it is
+        return _SETTLED[Status.COMPLETED.value]
+    cells = {**run.table.record(index), "gen_object_sha256": sha256, "gen_object_bytes": str(unhashed.entry.size)}
+    return Outcome(Status.COMPLETED.value, text=_in_order(cells, columns), reasons=_HASH_REASONS)
 
 
 def _row_facts(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> dict[str, RowFacts]:
