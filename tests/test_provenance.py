@@ -25,6 +25,7 @@ from workspace_builder import (
     GLB,
     NOW,
     RUN,
+    TABLE_COLUMNS,
     ago,
     csv_path,
     error_txt,
@@ -177,6 +178,35 @@ def test_explain_shows_the_evidence_the_rule_and_the_changes_and_touches_nothing
     assert "would change status: 'enqueued' -> 'completed'" in text
 
 
+def test_explain_shows_what_a_merge_of_duplicate_rows_changes(tmp_path: Path) -> None:
+    write_manifest(tmp_path, ["j1"])
+    write_table(tmp_path, [gen_row("j1", "enqueued"), gen_row("j1", "running", worker_host="gpu-9")])
+    marker(tmp_path, "j1", "inprogress", ago(10))
+    result = cli("explain", "--workspace", str(tmp_path), "--run-id", RUN, "j1", "--json")
+    assert result.exit_code == 0, result.stderr
+    (j1,) = json.loads(result.stdout)
+    assert j1["status_before"] == "enqueued" and len(j1["rows"]) == 2
+    assert ["worker_host", "", "gpu-9"] in j1["changes"]
+    assert any(conflict["kind"] == "duplicate_rows" for conflict in j1["conflicts"]), j1["conflicts"]
+
+
+@pytest.mark.parametrize(
+    ("run", "job", "expected"),
+    [
+        ("nope", "j1", "unknown run 'nope'"),
+        (RUN, "j9", "unknown job j9: no row of run"),
+        (RUN, "j2", "generations.csv:3"),
+    ],
+    ids=["unknown-run", "unknown-job", "bad-cell"],
+)
+def test_explain_refuses_what_it_cannot_explain_in_one_line(tmp_path: Path, run: str, job: str, expected: str) -> None:
+    write_manifest(tmp_path, ["j1"])
+    write_table(tmp_path, [gen_row("j1", "enqueued"), gen_row("j2", "finished")])
+    marker(tmp_path, "j1", "completed", ago(100))
+    result = cli("explain", "--workspace", str(tmp_path), "--run-id", run, job)
+    assert result.exit_code == 2 and expected in result.stderr and "Traceback" not in result.output, result.output
+
+
 # ----------------------------------------------------------------------------------- the report and revert
 
 
@@ -209,7 +239,14 @@ def test_the_report_holds_every_change_and_conflict_and_is_written_under_dry_run
 
 
 @pytest.mark.parametrize(
-    "where", ["tables/generations.csv", "tables/../tables/generations.csv", "logs/metrics.log", "runs"]
+    "where",
+    [
+        "tables/generations.csv",
+        "tables/../tables/generations.csv",
+        "tables/generations.lock",
+        "logs/metrics.log",
+        "runs",
+    ],
 )
 def test_a_report_path_that_would_replace_a_workspace_file_or_is_a_folder_is_refused_first(
     tmp_path: Path, where: str
@@ -283,28 +320,65 @@ def test_revert_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a record of a change report" in result.stderr
 
 
+def test_revert_names_the_line_and_field_a_damaged_report_lacks_and_writes_nothing(tmp_path: Path) -> None:
+    _completed_job(tmp_path)
+    report = tmp_path / "report.jsonl"
+    _run(tmp_path, report=str(report))
+    lines = report.read_text(encoding="utf-8").splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if '"type":"row_updated"' in line)
+    damaged = json.loads(lines[number - 1])
+    del damaged["after"]
+    damaged["line"] = "two"
+    lines[number - 1] = json.dumps(damaged)
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    result = cli("revert", str(report), "--workspace", str(tmp_path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"report.jsonl:{number}: " in result.stderr
+    assert 'line: expected number, found "two"; after: expected text, found null' in result.stderr
+    assert snapshot(tmp_path) == before
+
+
 _STATUSES = st.sampled_from(["enqueued", "running", "completed", "failed"])
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_HASH_COLUMNS = ("gen_object_sha256", "gen_object_bytes")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     statuses=st.lists(_STATUSES, min_size=1, max_size=6),
     markers=st.lists(st.sampled_from(["completed", "failed", "inprogress", None]), min_size=6, max_size=6),
     objects=st.lists(st.booleans(), min_size=6, max_size=6),
-    duplicate=st.booleans(),
+    duplicate=st.sampled_from([None, "other", "identical", "last"]),
     manifest_only=st.booleans(),
+    hash_columns=st.booleans(),
+    final_newline=st.booleans(),
 )
 def test_consolidate_then_revert_gives_back_the_original_bytes(
-    statuses: list[str], markers: list[str | None], objects: list[bool], duplicate: bool, manifest_only: bool
+    statuses: list[str],
+    markers: list[str | None],
+    objects: list[bool],
+    duplicate: str | None,
+    manifest_only: bool,
+    hash_columns: bool,
+    final_newline: bool,
 ) -> None:
+    """Any run, on a table with or without the hash columns (they are added), duplicates of any kind,
+    with or without a line ending after its last row."""
     with tempfile.TemporaryDirectory() as folder:
         ws = Path(folder)
         jobs = [f"j{i}" for i in range(len(statuses))]
         rows = [gen_row(job, status) for job, status in zip(jobs, statuses)]
-        if duplicate:
-            rows.append(gen_row(jobs[0], "running", worker_host="gpu-9"))
+        if duplicate == "identical":
+            rows.append(dict(rows[0]))
+        elif duplicate is not None:
+            rows.insert(0 if duplicate == "last" else len(rows), gen_row(jobs[-1], "running", worker_host="gpu-9"))
         write_manifest(ws, [*jobs, *(["extra"] if manifest_only else [])])
-        write_table(ws, rows)
+        columns = TABLE_COLUMNS if hash_columns else tuple(c for c in TABLE_COLUMNS if c not in _HASH_COLUMNS)
+        data = write_table(ws, rows, columns)
+        if not final_newline:
+            csv_path(ws).write_bytes(data.removesuffix(b"\n"))
         for job, kind, has_object in zip(jobs, markers, objects):
             if kind is not None:
                 marker(ws, job, kind, ago(5000))  # type: ignore[arg-type]
@@ -315,4 +389,5 @@ def test_consolidate_then_revert_gives_back_the_original_bytes(
         _run(ws, report=str(report))
         summary = revert(ws, report)
         assert table_bytes(ws) == original, summary.left_alone
+        assert revert(ws, report).written is False  # a second revert finds nothing of the run left
         shutil.rmtree(ws / "runs")

@@ -53,16 +53,23 @@ def render_chunks(
         header = rendered_header(table, added_columns) if added_columns else None
     parts: list[Chunk] = [data[: table.header_end] if header is None else header]
     cursor = table.header_end
+    last_row = len(table) - 1
+
+    def replacement(index: int) -> bytes:
+        """The row's new text, given a line ending if it has none and another row follows it."""
+        text = replaced[index]
+        return text if index == last_row or not text or text.endswith(b"\n") else text + table.newline
+
     if added_columns:
         pad = b"," * len(added_columns)
         for index, (start, end) in enumerate(zip(table.starts, table.ends)):
             parts.append(data[cursor:start])
-            parts.append(replaced[index] if index in replaced else _widen(bytes(data[start:end]), pad))
+            parts.append(replacement(index) if index in replaced else _widen(bytes(data[start:end]), pad))
             cursor = end
     else:
         for index in sorted(replaced):
             parts.append(data[cursor : table.starts[index]])
-            parts.append(replaced[index])
+            parts.append(replacement(index))
             cursor = table.ends[index]
     parts.append(data[cursor:])
     tail = [row for row in appended if row]

@@ -15,6 +15,7 @@ from archi3d.consolidation.deciding import RunContext, reconcile_job
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.consolidation.selection import job_rows
 from archi3d.csvtable import read_csv_table
+from archi3d.errors import InputError, TableError, UnknownRunError
 from archi3d.files import is_png, marker_reading, sha256_of
 from archi3d.formats import UTC
 from archi3d.manifest import Manifest
@@ -67,13 +68,21 @@ def explain(
     run_id = validate_id(options.run_id, "run_id")
     jobs = [validate_id(job_id, "job_id") for job_id in dict.fromkeys(job_ids)]
     resolver.check_layout(run_id)
+    if not resolver.run_root(run_id).is_dir():
+        raise UnknownRunError(f"unknown run {run_id!r}: no {resolver.run_root(run_id)} folder")
     rows = _rows(resolver, run_id, jobs)
     manifest = Manifest.read(resolver, run_id)
+    entries = manifest.jobs(jobs)
+    unknown = [job_id for job_id in jobs if job_id not in rows and job_id not in entries]
+    if unknown:
+        raise InputError(
+            f"unknown job {', '.join(unknown)}: no row of run {run_id!r} in {resolver.generations_csv_path()}"
+            " and not in its manifest; consolidate leaves it alone"
+        )
     scanner = RunScanner(resolver, run_id, jobs)
     run = RunContext(
         table=None, groups={}, manifest=manifest, scanner=scanner, options=options, now=now or dt.datetime.now(UTC)
     )
-    entries = manifest.jobs(jobs)
     return [_explain(resolver, run, job_id, rows.get(job_id, []), entries.get(job_id)) for job_id in jobs]
 
 
@@ -83,10 +92,14 @@ def _rows(resolver: PathResolver, run_id: str, jobs: Sequence[str]) -> dict[str,
     if not path.exists():
         return {}
     table = read_csv_table(path, columns=("run_id", "job_id"))
-    return {
-        job_id: [GenerationRow.from_cells(table.record(i), table.lines[i]) for i in indices]
-        for job_id, indices in job_rows(table, run_id, set(jobs)).items()
-    }
+
+    def row(index: int) -> GenerationRow:
+        try:
+            return GenerationRow.from_cells(table.record(index), table.lines[index])
+        except ValueError as error:
+            raise TableError.single(table.name, table.lines[index], None, str(error)) from None
+
+    return {job_id: [row(i) for i in indices] for job_id, indices in job_rows(table, run_id, set(jobs)).items()}
 
 
 def _explain(
@@ -96,7 +109,7 @@ def _explain(
     listing = scanner.listing(job_id)
     reconciled = reconcile_job(run, group, job, listing, job_id)
     decision, evidence = reconciled.decision, reconciled.evidence
-    before = reconciled.row.to_cells() if reconciled.row is not None else {}
+    before = dict(group[0].source) if group else {}  # the row as the file holds it (before any merge)
     after = decision.row.to_cells()
     changes = tuple((c, before.get(c, ""), text) for c, text in after.items() if before.get(c, "") != text)
     state = resolver.state_dir(run.options.run_id)

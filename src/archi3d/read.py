@@ -90,10 +90,13 @@ def verify_object(workspace: str | os.PathLike[str] | PathResolver | None, row: 
     path = object_file(workspace, row)
     if path is None:
         raise ObjectChangedError(f"{row.run_id}/{row.job_id}: {row.gen_object_path}: missing or empty")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise ObjectChangedError(f"{row.run_id}/{row.job_id}: {row.gen_object_path}: {error.strerror}") from None
     digest = sha256_of(path) if size == row.gen_object_bytes else None
     if digest != row.gen_object_sha256:
-        found = f"{size} bytes" if digest is None else f"sha256 {digest}"
+        found = f"{size} bytes" if size != row.gen_object_bytes else f"sha256 {digest or '(unreadable)'}"
         raise ObjectChangedError(
             f"{row.run_id}/{row.job_id}: {row.gen_object_path} is not the object recorded"
             f" (sha256 {row.gen_object_sha256}, {row.gen_object_bytes} bytes): {found}"

@@ -17,7 +17,7 @@ from archi3d.consolidation.report import REPORT_VERSION
 from archi3d.consolidation.selection import job_rows
 from archi3d.csvrender import encode_row, render_chunks
 from archi3d.csvtable import BOM, CsvTable, read_csv_table
-from archi3d.errors import InputError
+from archi3d.errors import InputError, WriteFailedError
 from archi3d.lock import DEFAULT_LOCK_TIMEOUT, table_lock
 from archi3d.paths import PathResolver
 
@@ -46,7 +46,48 @@ class RevertSummary:
         return {"event": "revert", **attrs.asdict(self)}
 
 
+_TEXT, _NUMBER, _FLAG, _NAMES = "text", "number", "true or false", "a list of column names"
+_FIELDS: dict[str, dict[str, str]] = {
+    "consolidate": {
+        "run_id": _TEXT,
+        "written": _FLAG,
+        "header_before": _TEXT,
+        "header_after": _TEXT,
+        "added_columns": _NAMES,
+    },
+    "row_updated": {"job_id": _TEXT, "line": _NUMBER, "before": _TEXT, "after": _TEXT},
+    "cell": {"job_id": _TEXT, "line": _NUMBER, "column": _TEXT, "before": _TEXT, "after": _TEXT},
+    "row_merged": {"job_id": _TEXT, "line": _NUMBER, "index": _NUMBER, "text": _TEXT},
+    "row_inserted": {"job_id": _TEXT, "line": _NUMBER, "text": _TEXT},
+    "conflict": {},
+}
+"""The fields revert reads, by record type, and what each must hold."""
+
+
+def _holds(value: object, kind: str) -> bool:
+    if kind == _NUMBER:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == _NAMES:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, bool if kind == _FLAG else str)
+
+
+def _problems(record: object) -> list[str]:
+    """Every way a JSON value falls short of a record of a change report (none: it is one)."""
+    if not isinstance(record, dict):
+        return ["not a record of a change report"]
+    kind = record.get("type")
+    if kind not in _FIELDS:
+        return [f"not a record of a change report (type {kind!r}; expected one of {', '.join(_FIELDS)})"]
+    return [
+        f"{name}: expected {expected}, found {json.dumps(record.get(name))}"
+        for name, expected in _FIELDS[kind].items()
+        if not _holds(record.get(name), expected)
+    ]
+
+
 def _read_report(path: Path) -> list[dict[str, Any]]:
+    """The report's records, each checked for the fields revert reads; InputError naming each problem."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -57,11 +98,18 @@ def _read_report(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError as error:
             raise InputError(f"{path}:{number}: not a JSON line of a change report ({error})") from None
-        if not isinstance(record, dict) or "type" not in record:
-            raise InputError(f"{path}:{number}: not a record of a change report")
+        problems = _problems(record)
+        if (
+            number == 1
+            and not problems
+            and (record["type"] != "consolidate" or record.get("version") != REPORT_VERSION)
+        ):
+            problems = [f"expected the head of a consolidate change report (version {REPORT_VERSION})"]
+        if problems:
+            raise InputError(f"{path}:{number}: " + "; ".join(problems))
         records.append(record)
-    if not records or records[0].get("type") != "consolidate" or records[0].get("version") != REPORT_VERSION:
-        raise InputError(f"{path}:1: expected the head of a consolidate change report (version {REPORT_VERSION})")
+    if not records:
+        raise InputError(f"{path}: empty; expected the head of a consolidate change report (version {REPORT_VERSION})")
     return records
 
 
@@ -95,10 +143,15 @@ def revert(
         undo = _Undo(table, run_id, head, records)
         summary = undo.apply(str(report_path), str(path))
         if summary.written:
-            chunks = render_chunks(table, undo.replaced, (), (), header=undo.header)
+            chunks = render_chunks(table, undo.replaced, undo.after_last, header=undo.header)
+            if head.get("final_newline") is False:  # the run gave the last row a line ending
+                chunks = [b"".join(chunks).removesuffix(table.newline)]
             write_bytes_atomic(path, chunks, replace_timeout=lock_timeout)
     if summary.written:
-        append_log_record(resolver.metrics_log_path(), summary.to_record())
+        try:
+            append_log_record(resolver.metrics_log_path(), summary.to_record())
+        except WriteFailedError as error:
+            raise WriteFailedError(f"{path} was reverted, but its record was not logged: {error}", error) from error
     return summary
 
 
@@ -114,6 +167,8 @@ class _Undo:
         """New text of rows, by index: restored, re-encoded, or b"" (removed)."""
         self.original: set[int] = set()
         """Rows whose new text is their text from before the run (never widened or narrowed)."""
+        self.edited: dict[int, dict[str, str]] = {}
+        """The cells of rows given back some of their cells."""
         self.put_back: dict[int, list[bytes]] = {}
         """Rows put back before the row of that index (len(table): after the last)."""
         self.header: bytes | None = None
@@ -133,22 +188,31 @@ class _Undo:
         for at, texts in self.put_back.items():
             if at < len(self.table):
                 rows[at] = b"".join(texts) + rows[at]
-            elif len(self.table):
-                last = len(self.table) - 1
-                rows[last] = rows.get(last, self.table.raw(last)) + b"".join(texts)
         return rows
+
+    @property
+    def after_last(self) -> list[bytes]:
+        """The rows put back after the last row."""
+        return [text for at, texts in sorted(self.put_back.items()) if at >= len(self.table) for text in texts]
 
     def apply(self, report: str, table: str) -> RevertSummary:
         cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for record in self.records:
             if record["type"] == "cell":
                 cells.setdefault((record["job_id"], record["line"]), []).append(record)
+        merged = [r for r in self.records if r["type"] == "row_merged"]
+        # The run left one row of each job it merged: several now, and its merge is undone already.
+        unmerged = {r["job_id"] for r in merged if len(self.by_job.get(r["job_id"], ())) > 1}
+        for job_id in sorted(unmerged):
+            self.left.append(f"{job_id}: has several rows again (the rows the run merged are back)")
         for record in self.records:
+            if record.get("job_id") in unmerged:
+                continue
             if record["type"] == "row_updated":
                 self._restore(record, cells.get((record["job_id"], record["line"]), []))
             elif record["type"] == "row_inserted":
                 self._remove(record)
-        self._put_back_merged([r for r in self.records if r["type"] == "row_merged"])
+        self._put_back_merged([r for r in merged if r["job_id"] not in unmerged])
         columns_removed = self._fit_columns()
         written = bool(self.rows or self.put_back) or self.header is not None
         return RevertSummary(
@@ -185,6 +249,7 @@ class _Undo:
                 self.left.append(f"{job_id}: {column} changed since (now {current.get(column, '')!r})")
         if restored:
             self.rows[at] = encode_row([current[c] for c in self.table.header], self.table.newline)
+            self.edited[at] = current
             self.counts["cells_restored"] += restored
 
     def _remove(self, record: Mapping[str, Any]) -> None:
@@ -198,11 +263,8 @@ class _Undo:
     def _put_back_merged(self, merged: Sequence[Mapping[str, Any]]) -> None:
         """Each row merged away goes back before the row that now stands where it stood."""
         for shift, record in enumerate(sorted(merged, key=lambda r: int(r["index"]))):
-            if self._find(record["job_id"], record["text"]) is not None:
-                self.left.append(f"{record['job_id']}: the row merged away (line {record['line']}) is there already")
-                continue
             at = min(int(record["index"]) - shift, len(self.table))
-            self.put_back.setdefault(at, []).append(record["text"].encode("utf-8"))
+            self.put_back.setdefault(at, []).append(_ended(record["text"].encode("utf-8"), self.table.newline))
             self.counts["rows_put_back"] += 1
 
     def _fit_columns(self) -> int:
@@ -211,7 +273,7 @@ class _Undo:
         width_before = _width(self.head["header_before"])
         if self.added and _header_text(self.table) != self.head["header_after"]:
             self.left.append("the header changed since: the columns the run added stay")
-        elif self.added and any(any(self.table.column(c)) for c in self.added):
+        elif self.added and any(self._holds_values(c) for c in self.added):
             self.left.append(f"columns {', '.join(self.added)} hold values now: they stay")
         elif self.added:
             self._drop_added_columns()
@@ -224,6 +286,14 @@ class _Undo:
                 texts[:] = [_widened(text, pad) for text in texts]
         return 0
 
+    def _holds_values(self, column: str) -> bool:
+        """Whether a row the revert leaves in the table, as the revert leaves it, holds a value in `column`."""
+        return any(
+            self.edited[at].get(column, "") if at in self.edited else cell
+            for at, cell in enumerate(self.table.column(column))
+            if at not in self.original and self.rows.get(at) != b""
+        )
+
     def _drop_added_columns(self) -> None:
         pad = b"," * len(self.added)
         for at in range(len(self.table)):
@@ -234,6 +304,10 @@ class _Undo:
             if body.endswith(pad):
                 self.rows[at] = body[: -len(pad)] + raw[len(body) :]
         self.header = (BOM if self.head.get("bom") else b"") + self.head["header_before"].encode("utf-8")
+
+
+def _ended(text: bytes, newline: bytes) -> bytes:
+    return text if text.endswith(b"\n") else text + newline
 
 
 def _widened(raw: bytes, pad: bytes) -> bytes:

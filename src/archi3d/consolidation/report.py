@@ -33,6 +33,7 @@ def report_records(plan: Plan, jobs: Sequence[str], head: Mapping[str, Any]) -> 
         "type": "consolidate",
         "version": REPORT_VERSION,
         "bom": table.bom,
+        "final_newline": table.data.endswith(b"\n"),
         "header_before": _text(header_before.removeprefix(BOM)),
         "header_after": _text(header_after.removeprefix(BOM)),
         "added_columns": list(plan.added_columns),

@@ -74,7 +74,7 @@ def _consolidate(
         raise InputError(f"{log_path}: is not a regular file, so the summary cannot be logged. Nothing was changed.")
     csv_path = resolver.generations_csv_path()
     if options.report is not None:
-        _check_report_path(options.report, (csv_path, log_path))
+        _check_report_path(options.report, (csv_path, resolver.generations_lock_path(), log_path))
     if progress is not None:
         progress(READING, 0, 0)
     with ThreadPoolExecutor(1) as beside:
@@ -111,17 +111,21 @@ def _consolidate(
             progress(WRITING, 0, 0)
         plan, written = write_plan(resolver, run, plan, jobs, outcomes, found_orphans)
     result = _summary(options, plan, written, now, started)
-    try:
-        _report(options, plan, jobs, written, now)
-        append_log_record(log_path, result.to_record())
-    except WriteFailedError as error:
-        if not written:
-            raise
+    failed: list[WriteFailedError] = []
+    report = functools.partial(_report, options, plan, jobs, written, now)
+    for record in (report, functools.partial(append_log_record, log_path, result.to_record())):
+        try:
+            record()
+        except WriteFailedError as error:
+            if not written:
+                raise
+            failed.append(error)
+    if failed:
         raise WriteFailedError(
             f"{csv_path} was written ({result.upsert_inserted} rows inserted, {result.upsert_updated} updated),"
-            f" but its change report or summary record was not: {error}",
-            error,
-        ) from error
+            f" but not all of its records (report, metrics.log): {'; '.join(map(str, failed))}",
+            failed[0],
+        ) from failed[0]
     return result
 
 
