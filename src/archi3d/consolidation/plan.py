@@ -10,7 +10,7 @@ import attrs
 import pandas as pd
 
 from archi3d.consolidation.deciding import Outcome, table_columns
-from archi3d.consolidation.selection import JobRows
+from archi3d.consolidation.selection import JobRows, considered_rows
 from archi3d.consolidation.summary import Counts
 from archi3d.csvtable import CsvTable, encode_row
 from archi3d.errors import Problem, TableError
@@ -47,6 +47,16 @@ class Plan:
     def changes_the_table(self) -> bool:
         return bool(self.replaced or self.appended)
 
+    @property
+    def appended_lines(self) -> range:
+        """The line each appended row will stand on."""
+        first = _first_line_after(self.table)
+        return range(first, first + len(self.appended))
+
+
+def _first_line_after(table: CsvTable) -> int:
+    return (table.lines[-1] + 1) if len(table) else 2
+
 
 def status_histogram(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> Counter[str]:
     """How many rows of these jobs hold each status."""
@@ -80,7 +90,7 @@ def plan_edit(
     written: list[tuple[str, ...]] = []
     written_lines: list[int] = []
     updated = marker_fixes = downgrades = missing = invalid = changed_objects = 0
-    next_line = (table.lines[-1] + 1) if len(table) else 2
+    next_line = _first_line_after(table)
     for outcome, indices in zip(decided, rows):
         if outcome.text is None and len(indices) < 2 and outcome.is_quiet:
             continue  # most jobs of a consolidated run: nothing to write or count
@@ -109,7 +119,7 @@ def plan_edit(
         for job_id in orphans
     )
     counts = Counts(
-        considered=sum(map(len, rows)) + sum(not indices for indices in rows),
+        considered=considered_rows(groups, jobs),
         upsert_inserted=len(appended),
         upsert_updated=updated,
         unchanged=len(jobs) - len(changed),
@@ -125,9 +135,20 @@ def plan_edit(
     )
     after = Counter(outcome.after for outcome in decided)
     return Plan(
-        replaced, appended, header[width:], header, written, written_lines, counts, conflicts, before, after,
-        table, groups, outcomes,
-    )  # fmt: skip
+        replaced=replaced,
+        appended=appended,
+        added_columns=header[width:],
+        header=header,
+        written=written,
+        written_lines=written_lines,
+        counts=counts,
+        conflicts=conflicts,
+        before=before,
+        after=after,
+        table=table,
+        groups=groups,
+        outcomes=outcomes,
+    )
 
 
 def check_written(plan: Plan, path: Path) -> None:

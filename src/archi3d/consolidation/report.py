@@ -12,7 +12,7 @@ from archi3d.atomic import write_text_atomic
 from archi3d.consolidation.deciding import table_columns
 from archi3d.consolidation.plan import Plan
 from archi3d.csvrender import rendered_header
-from archi3d.csvtable import BOM, CsvTable
+from archi3d.csvtable import BOM
 from archi3d.reconcile import Conflict
 
 __all__ = ["REPORT_VERSION", "report_records", "write_report"]
@@ -39,7 +39,7 @@ def report_records(plan: Plan, jobs: Sequence[str], head: Mapping[str, Any]) -> 
         "added_columns": list(plan.added_columns),
     }
     columns = table_columns(table)
-    appended = iter(zip(plan.appended, _lines_after(table, len(plan.appended))))
+    appended = iter(zip(plan.appended, plan.appended_lines))
     for job_id in jobs:
         outcome, indices = outcomes[job_id], groups.get(job_id, ())
         if outcome.text is not None and indices:
@@ -82,11 +82,6 @@ def _conflict(conflict: Conflict) -> dict[str, Any]:
 
 def _text(data: bytes | memoryview) -> str:
     return bytes(data).decode("utf-8")
-
-
-def _lines_after(table: CsvTable, count: int) -> list[int]:
-    first = (table.lines[-1] + 1) if len(table) else 2
-    return list(range(first, first + count))
 
 
 def write_report(path: str | os.PathLike[str], records: Iterator[dict[str, Any]]) -> int:

@@ -151,7 +151,7 @@ def _refuse_unknown_run(resolver: PathResolver, table: CsvTable | None, rows: in
 
 
 def _check_report_path(report: str, taken: Sequence[Path]) -> None:
-    """Refuse, before any work, a folder, or the table or the log (the report would replace it)."""
+    """Refuse, before any work, a folder, or one of `taken` (the report would replace it)."""
     path = Path(report)
     if path.is_dir():
         raise InputError(f"--report {report}: is a folder; give a file name. Nothing was changed.")
@@ -161,8 +161,13 @@ def _check_report_path(report: str, taken: Sequence[Path]) -> None:
 
 def _report(options: ConsolidateOptions, plan: Plan, jobs: Sequence[str], written: bool, now: dt.datetime) -> None:
     if options.report is not None:
-        head = {"run_id": options.run_id, "timestamp": now.isoformat(), "dry_run": options.dry_run, "written": written}
-        head["table"] = str(plan.table.path)
+        head = {
+            "run_id": options.run_id,
+            "timestamp": now.isoformat(),
+            "dry_run": options.dry_run,
+            "written": written,
+            "table": str(plan.table.path),
+        }
         write_report(options.report, report_records(plan, jobs, head))
 
 
