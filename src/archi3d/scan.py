@@ -58,14 +58,15 @@ def _list_names(folder: str, folders_only: bool = False) -> list[str]:
 
 def _markers_by_job(names: Iterable[str]) -> dict[str, frozenset[str]]:
     """The kinds of state files of each job, from the names in state/ (other names are not markers)."""
-    found: dict[str, list[str]] = {}
+    found: dict[str, tuple[str, ...]] = {}  # tuples of text, which the collector stops tracking
     for name in names:
         if name.endswith(".error.txt"):
-            found.setdefault(name[: -len(".error.txt")], []).append("error.txt")
-            continue
-        job_id, _, kind = name.rpartition(".")
-        if kind in MARKER_KINDS:
-            found.setdefault(job_id, []).append(kind)
+            job_id, kind = name[: -len(".error.txt")], "error.txt"
+        else:
+            job_id, _, kind = name.rpartition(".")
+            if kind not in MARKER_KINDS:
+                continue
+        found[job_id] = (*found.get(job_id, ()), kind)
     shared: dict[frozenset[str], frozenset[str]] = {}  # a few distinct sets for 100,000 jobs
     return {job_id: shared.setdefault(kinds := frozenset(found_kinds), kinds) for job_id, found_kinds in found.items()}
 

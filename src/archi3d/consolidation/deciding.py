@@ -30,10 +30,7 @@ _TIME_COLUMNS = ("generation_start", "generation_end", "generation_duration_s")
 
 
 class Outcome(NamedTuple):
-    """What consolidate decided for one job, in plain values (another process may have decided it).
-
-    A tuple: once collected, the collector leaves alone a tuple that holds only text and numbers.
-    """
+    """What consolidate decided for one job, in plain values (another process may have decided it)."""
 
     after: str
     """The job's status once consolidated."""

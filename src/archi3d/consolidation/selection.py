@@ -19,14 +19,14 @@ JobRows = Mapping[str, tuple[int, ...]]
 
 def job_rows(table: CsvTable | None, run_id: str, only: Collection[str] | None = None) -> JobRows:
     """Row indices of each job of the run (of the jobs in `only`, if given), jobs in file order."""
-    groups: dict[str, list[int]] = {}
+    # Tuples of ints, which the collector stops tracking (it would look at 100,000 lists at every collection).
+    groups: dict[str, tuple[int, ...]] = {}
     if table is not None and len(table):
         hits = table.rows_where("run_id", run_id)
         for index, job_id in zip(hits, table.columns(hits, ("job_id",))["job_id"]):
             if only is None or job_id in only:
-                groups.setdefault(job_id, []).append(index)
-    # Tuples: the collector stops looking at a tuple of ints, and 100,000 lists it would look at every time.
-    return {job_id: tuple(rows) for job_id, rows in groups.items()}
+                groups[job_id] = (*groups.get(job_id, ()), index)
+    return groups
 
 
 def select_jobs(groups: JobRows, table: CsvTable, manifest: Manifest, options: ConsolidateOptions) -> list[str]:
