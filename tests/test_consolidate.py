@@ -1045,6 +1045,29 @@ def test_counters_add_up_after_a_writer_collapsed_duplicates(tmp_path: Path) -> 
     check_identity(summary)
 
 
+def test_rows_take_the_line_ending_of_a_table_rewritten_meanwhile(tmp_path: Path) -> None:
+    """Rows decided from the LF table as read are written into the CRLF file another program made of it."""
+    ws = tmp_path
+    write_manifest(ws, ["c1", "c2", "new"])
+    write_table(ws, [gen_row("c1", "enqueued"), gen_row("c2", "enqueued", notes="line1\nline2")])
+    for job in ("c1", "c2"):
+        marker(ws, job, "completed", ago(100))
+        output(ws, job)
+    assert b"\r\n" not in table_bytes(ws)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "deciding jobs":  # the table has been read: rewrite it before consolidate writes
+            csv_path(ws).write_bytes(table_bytes(ws).replace(b"\n", b"\r\n"))
+
+    from archi3d import ConsolidateOptions, consolidate
+
+    summary = consolidate(ws, ConsolidateOptions(run_id=RUN), now=NOW, progress=progress)
+
+    assert (summary.upsert_updated, summary.upsert_inserted) == (2, 1)
+    assert [r["status"] for r in table_rows(ws)] == ["completed", "completed", "enqueued"]
+    assert b"\n" not in table_bytes(ws).replace(b"\r\n", b"")
+
+
 # ----------------------------------------------------------------------------------- counters
 
 

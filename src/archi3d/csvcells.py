@@ -16,6 +16,7 @@ __all__ = [
     "cells_with_pyarrow",
     "decode_record",
     "parse_record",
+    "record_cells",
     "release_unused_memory",
 ]
 
@@ -41,6 +42,12 @@ def decode_record(raw: bytes, file: str, line: int, problems: list[Problem]) -> 
 def parse_record(text: str) -> list[str]:
     """The cells of one record's text (without its line ending), by the csv module in strict mode."""
     return next(csv.reader([text], strict=True), [])
+
+
+def record_cells(raw: bytes) -> list[str]:
+    """The cells of one record's bytes, with or without its line ending; UnicodeDecodeError or csv.Error."""
+    text = raw.decode("utf-8")
+    return parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
 
 
 def cells_from_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> pa.Table:

@@ -19,6 +19,7 @@ from archi3d.csvcells import (
     cells_with_pyarrow,
     decode_record,
     parse_record,
+    record_cells,
     release_unused_memory,
 )
 from archi3d.csvrecords import split_records, unclosed_quote
@@ -27,9 +28,11 @@ from archi3d.errors import InputError, Problem, TableError
 
 __all__ = [
     "BOM",
+    "NEW_TABLE_NEWLINE",
     "Chunk",
     "CsvTable",
     "encode_row",
+    "parse_csv_table",
     "read_csv_table",
     "release_unused_memory",
     "render_chunks",
@@ -37,6 +40,8 @@ __all__ = [
 ]
 
 BOM = b"\xef\xbb\xbf"
+NEW_TABLE_NEWLINE = b"\n"
+"""The line ending of a table this package creates."""
 _TEXT = {pa.string(): pd.ArrowDtype(pa.string())}
 Validator = Callable[["CsvTable"], None]
 
@@ -82,9 +87,8 @@ class CsvTable:
 
     def record(self, index: int) -> dict[str, str]:
         """Every cell of one row, parsed from its bytes (whichever columns were read); strict CSV, or TableError."""
-        text = self.raw(index).decode("utf-8")
         try:
-            cells = parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
+            cells = record_cells(self.raw(index))
         except csv.Error as error:
             raise TableError.single(self.name, self.lines[index], None, f"malformed CSV record ({error})") from None
         if len(cells) != len(self.header):
@@ -140,7 +144,7 @@ class CsvTable:
         return attrs.evolve(self, cells=cells_from_rows(self.header, []))
 
     @classmethod
-    def empty(cls, path: Path, header: Sequence[str], newline: bytes = b"\n", bom: bool = True) -> CsvTable:
+    def empty(cls, path: Path, header: Sequence[str], newline: bytes = NEW_TABLE_NEWLINE, bom: bool = True) -> CsvTable:
         head = encode_row(list(header), newline)
         data = (BOM if bom else b"") + head
         return cls(path, data, bom, newline, tuple(header), len(data), [], [], [], cells_from_rows(header, []))
@@ -164,6 +168,14 @@ def read_csv_table(
         data = path.read_bytes()
     except OSError as error:
         raise InputError(f"{name}: cannot be read ({error.strerror or error})") from error
+    return parse_csv_table(path, data, validate, columns)
+
+
+def parse_csv_table(
+    path: Path, data: bytes, validate: Validator | None = None, columns: Sequence[str] | None = None
+) -> CsvTable:
+    """The table whose file `path` holds `data` (read_csv_table without the read)."""
+    name = str(path)
     bom = data.startswith(BOM)
     offset = len(BOM) if bom else 0
     starts, ends, lines, unterminated = split_records(data, offset)

@@ -12,7 +12,7 @@ import attrs
 from archi3d.columns import GENERATIONS_COLUMNS, PATH_COLUMNS, PREVIEW_COLUMNS
 from archi3d.consolidation.options import ConsolidateOptions
 from archi3d.consolidation.selection import JobRows, considered_rows
-from archi3d.csvtable import CsvTable
+from archi3d.csvtable import NEW_TABLE_NEWLINE, CsvTable, encode_row
 from archi3d.listing import Chosen, Listing
 from archi3d.manifest import Manifest
 from archi3d.merge import merge_duplicates, merge_winner
@@ -34,8 +34,9 @@ class Outcome(NamedTuple):
 
     after: str
     """The job's status once consolidated."""
-    text: tuple[str, ...] | None = None
-    """Its reconciled row's cells, in `table_columns` order; None when its (first) row keeps its text."""
+    record: bytes | None = None
+    """Its reconciled row, every cell in `table_columns` order, encoded as the table writes its rows
+    (held as bytes: a third of the memory of its cells as text); None when its (first) row keeps its bytes."""
     conflicts: tuple[Conflict, ...] = ()
     marker_mismatch_fixed: bool = False
     downgraded: bool = False
@@ -131,7 +132,7 @@ def _hash_recorded(run: RunContext, index: int, unhashed: Chosen, columns: Seque
     if run.table is None or sha256 is None:  # unreadable: the reconciler too leaves the row as it is
         return _SETTLED[Status.COMPLETED.value]
     cells = {**run.table.record(index), "gen_object_sha256": sha256, "gen_object_bytes": str(unhashed.entry.size)}
-    return Outcome(Status.COMPLETED.value, text=_in_order(cells, columns), reasons=_HASH_REASONS)
+    return Outcome(Status.COMPLETED.value, record=_encoded(run, _in_order(cells, columns)), reasons=_HASH_REASONS)
 
 
 def _row_facts(table: CsvTable, groups: JobRows, jobs: Sequence[str]) -> dict[str, RowFacts]:
@@ -205,6 +206,10 @@ def _in_order(cells: Mapping[str, str], columns: Sequence[str]) -> tuple[str, ..
     return tuple(map(cells.get, columns, repeat("")))
 
 
+def _encoded(run: RunContext, cells: Sequence[str]) -> bytes:
+    return encode_row(cells, run.table.newline if run.table is not None else NEW_TABLE_NEWLINE)
+
+
 @attrs.frozen(slots=False)
 class Reconciled:
     """One job through the reconciler: its evidence, its row (its rows merged), and the decision."""
@@ -253,7 +258,7 @@ def _reconciled(
             text = _in_order({**first.source, **changed}, columns)
     return Outcome(
         after=decision.row.status.value,
-        text=text,
+        record=None if text is None else _encoded(run, text),
         conflicts=conflicts + decision.conflicts,
         marker_mismatch_fixed=decision.marker_mismatch_fixed,
         downgraded=decision.downgraded,

@@ -7,12 +7,11 @@ from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
 
 import attrs
-import pandas as pd
 
 from archi3d.consolidation.deciding import Outcome, table_columns
 from archi3d.consolidation.selection import JobRows, considered_rows
 from archi3d.consolidation.summary import Counts
-from archi3d.csvtable import CsvTable, encode_row
+from archi3d.csvtable import CsvTable, encode_row, parse_csv_table
 from archi3d.errors import Problem, TableError
 from archi3d.reconcile import Conflict
 from archi3d.schema import GENERATIONS_SCHEMA, check_frame
@@ -30,8 +29,8 @@ class Plan:
     appended: list[bytes]
     added_columns: list[str]
     header: list[str]
-    written: list[tuple[str, ...]]
-    """The text of every row written, in `header` order."""
+    written: list[bytes]
+    """Every row written, encoded, in `header` order."""
     written_lines: list[int]
     """The line each written row will stand on."""
     counts: Counts
@@ -76,23 +75,19 @@ def plan_edit(
 
     Only the table's layout is read (its cells may be gone); `before` is the jobs' status histogram.
     """
-    columns = table_columns(table)
     decided = [outcomes[job_id] for job_id in jobs]
     rows = [groups.get(job_id, ()) for job_id in jobs]
-    changed = [o.text for o in decided if o.text is not None]
-    # A known column the file lacks is added (at the tail) only when some row has a value for it.
-    width = len(table.header)
-    kept = [*range(width), *(i for i in range(width, len(columns)) if any(text[i] for text in changed))]
-    header = [columns[i] for i in kept]
+    header, records = _fitted(table, [o.record for o in decided if o.record is not None])
+    fitted = iter(records)
     conflicts: list[Conflict] = []
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
-    written: list[tuple[str, ...]] = []
+    written: list[bytes] = []
     written_lines: list[int] = []
     updated = marker_fixes = downgrades = missing = invalid = changed_objects = 0
     next_line = _first_line_after(table)
     for outcome, indices in zip(decided, rows):
-        if outcome.text is None and len(indices) < 2 and outcome.is_quiet:
+        if outcome.record is None and len(indices) < 2 and outcome.is_quiet:
             continue  # most jobs of a consolidated run: nothing to write or count
         conflicts.extend(outcome.conflicts)
         marker_fixes += outcome.marker_mismatch_fixed
@@ -102,16 +97,16 @@ def plan_edit(
         changed_objects += outcome.object_changed
         for other in indices[1:]:
             replaced[other] = b""
-        if outcome.text is None:
+        if outcome.record is None:
             continue
-        text = outcome.text if len(kept) == len(columns) else tuple(outcome.text[i] for i in kept)
-        written.append(text)
+        record = next(fitted)
+        written.append(record)
         if indices:
-            replaced[indices[0]] = encode_row(text, table.newline)
+            replaced[indices[0]] = record
             written_lines.append(table.lines[indices[0]])
             updated += 1
         else:
-            appended.append(encode_row(text, table.newline))
+            appended.append(record)
             written_lines.append(next_line)
             next_line += 1
     conflicts.extend(
@@ -122,7 +117,7 @@ def plan_edit(
         considered=considered_rows(groups, jobs),
         upsert_inserted=len(appended),
         upsert_updated=updated,
-        unchanged=len(jobs) - len(changed),
+        unchanged=len(jobs) - len(records),
         duplicate_rows_merged=sum(len(indices) - 1 for indices in rows if len(indices) > 1),
         conflicts_resolved=sum(c.resolved for c in conflicts),
         marker_mismatches_fixed=marker_fixes,
@@ -137,7 +132,7 @@ def plan_edit(
     return Plan(
         replaced=replaced,
         appended=appended,
-        added_columns=header[width:],
+        added_columns=header[len(table.header) :],
         header=header,
         written=written,
         written_lines=written_lines,
@@ -151,14 +146,44 @@ def plan_edit(
     )
 
 
+def _fitted(table: CsvTable, records: list[bytes]) -> tuple[list[str], list[bytes]]:
+    """The header of the table once written, and `records` (encoded with every column of
+    `table_columns`) fitted to it.
+
+    A known column the file lacks is added (at the tail) only when some row has a value for it. A
+    record keeps its bytes unless a column is left out or the file's line ending is not the one it
+    was encoded with (the file another writer rewrote meanwhile).
+    """
+    columns = table_columns(table)
+    records = [_ended(record, table.newline) for record in records]
+    if len(columns) == len(table.header) or not records:
+        return columns[: len(table.header)], records
+    written = parse_csv_table(table.path, encode_row(columns, table.newline) + b"".join(records))
+    filled = [c for c in columns[len(table.header) :] if any(written.column(c))]
+    header = [*table.header, *filled]
+    if len(header) < len(columns):
+        records = [encode_row([row[c] for c in header], table.newline) for row in written.rows(range(len(records)))]
+    return header, records
+
+
+def _ended(record: bytes, newline: bytes) -> bytes:
+    """The record with `newline` as its line ending (a cell holding a line break is quoted, so the
+    record's own ending is its last one or two bytes)."""
+    crlf = record.endswith(b"\r\n")
+    if crlf == (newline == b"\r\n"):
+        return record
+    return (record[:-2] if crlf else record[:-1]) + newline
+
+
 def check_written(plan: Plan, path: Path) -> None:
-    """Validate the rows the plan writes (every other row was validated as read), a slice at a time."""
+    """Validate the rows the plan writes, parsed as the file will be read back (every other row was
+    validated as read), a slice at a time."""
+    head = encode_row(plan.header, plan.table.newline)
     problems: list[Problem] = []
     for at in range(0, len(plan.written), _CHECKED_AT_ONCE):
-        columns = zip(*plan.written[at : at + _CHECKED_AT_ONCE])
-        frame = pd.DataFrame({name: pd.Series(values, dtype="str") for name, values in zip(plan.header, columns)})
+        written = parse_csv_table(path, head + b"".join(plan.written[at : at + _CHECKED_AT_ONCE]))
         try:
-            check_frame(frame, GENERATIONS_SCHEMA, str(path), plan.written_lines[at : at + _CHECKED_AT_ONCE])
+            check_frame(written.frame, GENERATIONS_SCHEMA, str(path), plan.written_lines[at : at + _CHECKED_AT_ONCE])
         except TableError as error:
             problems.extend(error.problems)
     if problems:

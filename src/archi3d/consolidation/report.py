@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from archi3d.atomic import write_text_atomic
-from archi3d.consolidation.deciding import table_columns
 from archi3d.consolidation.plan import Plan
+from archi3d.csvcells import record_cells
 from archi3d.csvrender import rendered_header
 from archi3d.csvtable import BOM
 from archi3d.reconcile import Conflict
@@ -38,14 +38,13 @@ def report_records(plan: Plan, jobs: Sequence[str], head: Mapping[str, Any]) -> 
         "header_after": _text(header_after.removeprefix(BOM)),
         "added_columns": list(plan.added_columns),
     }
-    columns = table_columns(table)
     appended = iter(zip(plan.appended, plan.appended_lines))
     for job_id in jobs:
         outcome, indices = outcomes[job_id], groups.get(job_id, ())
-        if outcome.text is not None and indices:
+        if outcome.record is not None and indices:
             first = indices[0]
             before = table.record(first)
-            after = dict(zip(columns, outcome.text))
+            after = dict(zip(plan.header, record_cells(plan.replaced[first])))
             line = table.lines[first]
             yield {
                 "type": "row_updated",
@@ -69,7 +68,7 @@ def report_records(plan: Plan, jobs: Sequence[str], head: Mapping[str, Any]) -> 
         for index in indices[1:]:
             text = _text(table.raw(index))
             yield {"type": "row_merged", "job_id": job_id, "line": table.lines[index], "index": index, "text": text}
-        if outcome.text is not None and not indices:
+        if outcome.record is not None and not indices:
             raw, line = next(appended)
             yield {"type": "row_inserted", "job_id": job_id, "line": line, "text": _text(raw)}
     for conflict in plan.conflicts:
