@@ -44,9 +44,8 @@ def parse_record(text: str) -> list[str]:
     return next(csv.reader([text], strict=True), [])
 
 
-def record_cells(raw: bytes) -> list[str]:
-    """The cells of one record's bytes, with or without its line ending; UnicodeDecodeError or csv.Error."""
-    text = raw.decode("utf-8")
+def record_cells(text: str) -> list[str]:
+    """The cells of one record's text, with or without its line ending, by the csv module in strict mode."""
     return parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
 
 
@@ -120,7 +119,7 @@ def _parse_records(
         if text is None:
             continue
         try:
-            cells = parse_record(text.rstrip("\r\n") if text.endswith("\n") else text)
+            cells = record_cells(text)
         except csv.Error as error:
             problems.append(Problem(name, line, None, f"malformed CSV record ({error})"))
             continue

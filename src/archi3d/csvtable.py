@@ -88,7 +88,7 @@ class CsvTable:
     def record(self, index: int) -> dict[str, str]:
         """Every cell of one row, parsed from its bytes (whichever columns were read); strict CSV, or TableError."""
         try:
-            cells = record_cells(self.raw(index))
+            cells = record_cells(self.raw(index).decode("utf-8"))
         except csv.Error as error:
             raise TableError.single(self.name, self.lines[index], None, f"malformed CSV record ({error})") from None
         if len(cells) != len(self.header):

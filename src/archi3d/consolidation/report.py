@@ -44,7 +44,7 @@ def report_records(plan: Plan, jobs: Sequence[str], head: Mapping[str, Any]) -> 
         if outcome.record is not None and indices:
             first = indices[0]
             before = table.record(first)
-            after = dict(zip(plan.header, record_cells(plan.replaced[first])))
+            after = dict(zip(plan.header, record_cells(plan.replaced[first].decode("utf-8"))))
             line = table.lines[first]
             yield {
                 "type": "row_updated",
