@@ -29,10 +29,6 @@ class Plan:
     appended: list[bytes]
     added_columns: list[str]
     header: list[str]
-    written: list[bytes]
-    """Every row written, encoded, in `header` order."""
-    written_lines: list[int]
-    """The line each written row will stand on."""
     counts: Counts
     conflicts: list[Conflict]
     before: Counter[str]
@@ -82,10 +78,7 @@ def plan_edit(
     conflicts: list[Conflict] = []
     replaced: dict[int, bytes] = {}
     appended: list[bytes] = []
-    written: list[bytes] = []
-    written_lines: list[int] = []
     updated = marker_fixes = downgrades = missing = invalid = changed_objects = 0
-    next_line = _first_line_after(table)
     for outcome, indices in zip(decided, rows):
         if outcome.record is None and len(indices) < 2 and outcome.is_quiet:
             continue  # most jobs of a consolidated run: nothing to write or count
@@ -100,15 +93,11 @@ def plan_edit(
         if outcome.record is None:
             continue
         record = next(fitted)
-        written.append(record)
         if indices:
             replaced[indices[0]] = record
-            written_lines.append(table.lines[indices[0]])
             updated += 1
         else:
             appended.append(record)
-            written_lines.append(next_line)
-            next_line += 1
     conflicts.extend(
         Conflict(job_id, "orphan", "outputs or markers of a job in neither the CSV nor the manifest", resolved=False)
         for job_id in orphans
@@ -134,8 +123,6 @@ def plan_edit(
         appended=appended,
         added_columns=header[len(table.header) :],
         header=header,
-        written=written,
-        written_lines=written_lines,
         counts=counts,
         conflicts=conflicts,
         before=before,
@@ -179,11 +166,14 @@ def check_written(plan: Plan, path: Path) -> None:
     """Validate the rows the plan writes, parsed as the file will be read back (every other row was
     validated as read), a slice at a time."""
     head = encode_row(plan.header, plan.table.newline)
+    rows = [(record, plan.table.lines[index]) for index, record in plan.replaced.items() if record]
+    rows += zip(plan.appended, plan.appended_lines)
     problems: list[Problem] = []
-    for at in range(0, len(plan.written), _CHECKED_AT_ONCE):
-        written = parse_csv_table(path, head + b"".join(plan.written[at : at + _CHECKED_AT_ONCE]))
+    for at in range(0, len(rows), _CHECKED_AT_ONCE):
+        records, lines = zip(*rows[at : at + _CHECKED_AT_ONCE])
+        written = parse_csv_table(path, head + b"".join(records))
         try:
-            check_frame(written.frame, GENERATIONS_SCHEMA, str(path), plan.written_lines[at : at + _CHECKED_AT_ONCE])
+            check_frame(written.frame, GENERATIONS_SCHEMA, str(path), lines)
         except TableError as error:
             problems.extend(error.problems)
     if problems:
