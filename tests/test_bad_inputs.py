@@ -721,6 +721,19 @@ def metadata_bytes(data: bytes) -> Build:
     return build
 
 
+def object_named(name: bytes) -> Build:
+    """A completed job whose object's file name is these bytes."""
+
+    def build(ws: Path) -> None:
+        build_base(ws)
+        marker(ws, "j2", "completed", J1_END)
+        folder = ws / "runs" / RUN / "outputs" / "j2"
+        folder.mkdir(parents=True, exist_ok=True)
+        Path(os.fsdecode(os.fsencode(folder) + b"/" + name)).write_bytes(GLB)
+
+    return build
+
+
 def check_no_metadata_conflict(outcome: Outcome) -> None:
     assert outcome.record is not None
     assert [c for c in outcome.record["conflicts"] if c["kind"] == "metadata_mismatch"] == []
@@ -910,6 +923,11 @@ EVIDENCE_CASES = [
     ),
     Case("metadata-json-a-list", metadata_bytes(b"[]"), exit_code=0, check=check_no_metadata_conflict),
     Case("metadata-json-binary", metadata_bytes(b"\x89\xff\x00\x01"), exit_code=0, check=check_no_metadata_conflict),
+    Case(
+        "object-name-not-utf8",
+        object_named(b"model-\xff.glb"),
+        messages=(r"outputs/j2/model-.*\.glb: the file name is not UTF-8.*Nothing was changed",),
+    ),
     Case(
         "worker-log-garbage-lines-ignored",
         worker_log(GARBAGE_LOG),

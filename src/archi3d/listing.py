@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import attrs
 
+from archi3d.errors import InputError
 from archi3d.files import NOT_JSON, read_head
 from archi3d.paths import resolves_within
 
@@ -115,8 +116,21 @@ def list_job_folder(path: str, folder_rel: str, run_id: str, job_id: str) -> Lis
             real = real or os.path.realpath(path)
             stated[name] = stat_entry(f"{path}{os.sep}{name}", real)
         elif name.lower().endswith(".glb"):
+            _check_name(path, name)
             stated[name] = stat_entry(f"{path}{os.sep}{name}")
     return Listing(kinds, stated)
+
+
+def _check_name(folder: str, name: str) -> None:
+    """Refuse an object whose name is not UTF-8: the table, UTF-8 text, could not record its path."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise InputError(
+            f"{folder}{os.sep}{shown}: the file name is not UTF-8, so the table cannot record it;"
+            " rename the file. Nothing was changed."
+        ) from None
 
 
 def _metadata_mismatch(path: str, run_id: str, job_id: str, folder_rel: str) -> str | None:
