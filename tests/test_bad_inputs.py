@@ -721,15 +721,20 @@ def metadata_bytes(data: bytes) -> Build:
     return build
 
 
-def object_named(name: bytes) -> Build:
-    """A completed job whose object's file name is these bytes."""
+def object_named(name: bytes, link: bool = False) -> Build:
+    """A completed job whose object's file name is these bytes (a link to a file beside it, if `link`)."""
 
     def build(ws: Path) -> None:
         build_base(ws)
         marker(ws, "j2", "completed", J1_END)
         folder = ws / "runs" / RUN / "outputs" / "j2"
         folder.mkdir(parents=True, exist_ok=True)
-        Path(os.fsdecode(os.fsencode(folder) + b"/" + name)).write_bytes(GLB)
+        named = Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
+        if link:
+            (folder / "model.bin").write_bytes(GLB)
+            named.symlink_to("model.bin")
+        else:
+            named.write_bytes(GLB)
 
     return build
 
@@ -926,6 +931,11 @@ EVIDENCE_CASES = [
     Case(
         "object-name-not-utf8",
         object_named(b"model-\xff.glb"),
+        messages=(r"outputs/j2/model-.*\.glb: the file name is not UTF-8.*Nothing was changed",),
+    ),
+    Case(
+        "object-link-name-not-utf8",
+        object_named(b"model-\xff.glb", link=True),
         messages=(r"outputs/j2/model-.*\.glb: the file name is not UTF-8.*Nothing was changed",),
     ),
     Case(

@@ -112,11 +112,13 @@ def list_job_folder(path: str, folder_rel: str, run_id: str, job_id: str) -> Lis
     real = None
     stated: dict[str, FileEntry | None] = {}
     for name, kind in kinds.items():
+        glb = name.lower().endswith(".glb")
+        if glb:
+            _check_name(path, name)
         if kind is None:  # a link counts only if it resolves inside the job's own folder, wherever that really is
             real = real or os.path.realpath(path)
             stated[name] = stat_entry(f"{path}{os.sep}{name}", real)
-        elif name.lower().endswith(".glb"):
-            _check_name(path, name)
+        elif glb:
             stated[name] = stat_entry(f"{path}{os.sep}{name}")
     return Listing(kinds, stated)
 
