@@ -13,15 +13,12 @@ machine), and the main process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from bench import _BUILD, _CONSOLIDATE, _RECORD_HASHES
+from bench import _BUILD, _CONSOLIDATE, _RECORD_HASHES, _peak_rss
 
 _RUN = r"""
 import resource, sys, time
@@ -35,24 +32,16 @@ print(wall, cpu, after[0].ru_maxrss / 1024, summary.upsert_updated, summary.upse
 """
 
 
-def _run(src: Path, code: str, *args: str) -> list[str]:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{src}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
-    return done.stdout.split()
-
-
 def _input(ws: Path, jobs: int, new: Path) -> bytes:
     """The table of a fresh demo workspace, holding every hash a first run records."""
-    _run(new, _BUILD, str(ws), str(jobs))
+    _peak_rss(_BUILD, str(ws), str(jobs), src=new)
     table = ws / "tables" / "generations.csv"
     built = table.read_bytes()
-    _run(new, _CONSOLIDATE, str(ws), "demo-run")
+    _peak_rss(_CONSOLIDATE, str(ws), "demo-run", src=new)
     hashed = ws / "hashed.csv"
     shutil.copyfile(table, hashed)
     table.write_bytes(built)
-    _run(new, _RECORD_HASHES, str(hashed), str(table), str(ws / "hashed-objects"))
+    _peak_rss(_RECORD_HASHES, str(hashed), str(table), str(ws / "hashed-objects"), src=new)
     return table.read_bytes()
 
 
@@ -75,8 +64,8 @@ def main() -> None:
         for _ in range(args.pairs):
             for side, src in sides.items():
                 (ws / "tables" / "generations.csv").write_bytes(known)
-                first = _run(src, _RUN, str(ws))
-                second = _run(src, _RUN, str(ws))
+                first = _peak_rss(_RUN, str(ws), src=src)[0]
+                second = _peak_rss(_RUN, str(ws), src=src)[0]
                 if second[3:] != ["0", "0"]:
                     raise SystemExit(f"{side}: the second run changed rows: {second}")
                 changes.add(tuple(first[3:]))

@@ -125,12 +125,14 @@ update_csv_atomic(table, known, columns[:2])
 """
 
 
-def _peak_rss(code: str, *args: str) -> tuple[list[str], float]:
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+def _peak_rss(code: str, *args: str, src: Path | None = None) -> tuple[list[str], float]:
+    """Run `code` in a fresh Python (importing archi3d from `src`, if given): its output's words and peak RSS."""
+    env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     out = proc.stdout.read().split() if proc.stdout else []
     if status != 0:
-        raise SystemExit("benchmark step failed")
+        raise SystemExit(f"benchmark step failed{'' if src is None else f' ({src})'}")
     return out, usage.ru_maxrss / 1024
 
 

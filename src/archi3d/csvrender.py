@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from archi3d.csvtable import CsvTable
 
-__all__ = ["Chunk", "encode_row", "render_chunks", "render_table", "rendered_header"]
+__all__ = ["Chunk", "encode_row", "line_ended", "render_chunks", "render_table", "rendered_header"]
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
 _QUOTE_OR_BREAK = re.compile(r'["\r\n]')
@@ -37,6 +37,11 @@ def _widen(record: bytes, extra: bytes) -> bytes:
 Chunk = bytes | memoryview
 
 
+def line_ended(record: bytes, newline: bytes) -> bytes:
+    """The record as it is if it ends a line, else with `newline` added (a file's last row may have none)."""
+    return record if record.endswith(b"\n") else record + newline
+
+
 def render_chunks(
     table: CsvTable,
     replaced: Mapping[int, bytes],
@@ -58,7 +63,7 @@ def render_chunks(
     def replacement(index: int) -> bytes:
         """The row's new text, given a line ending if it has none and another row follows it."""
         text = replaced[index]
-        return text if index == last_row or not text or text.endswith(b"\n") else text + table.newline
+        return text if index == last_row or not text else line_ended(text, table.newline)
 
     if added_columns:
         pad = b"," * len(added_columns)

@@ -15,7 +15,7 @@ import attrs
 from archi3d.atomic import append_log_record, write_bytes_atomic
 from archi3d.consolidation.report import REPORT_VERSION
 from archi3d.consolidation.selection import job_rows
-from archi3d.csvrender import encode_row, render_chunks
+from archi3d.csvrender import encode_row, line_ended, render_chunks
 from archi3d.csvtable import BOM, CsvTable, read_csv_table
 from archi3d.errors import InputError, WriteFailedError
 from archi3d.lock import DEFAULT_LOCK_TIMEOUT, table_lock
@@ -264,7 +264,7 @@ class _Undo:
         """Each row merged away goes back before the row that now stands where it stood."""
         for shift, record in enumerate(sorted(merged, key=lambda r: int(r["index"]))):
             at = min(int(record["index"]) - shift, len(self.table))
-            self.put_back.setdefault(at, []).append(_ended(record["text"].encode("utf-8"), self.table.newline))
+            self.put_back.setdefault(at, []).append(line_ended(record["text"].encode("utf-8"), self.table.newline))
             self.counts["rows_put_back"] += 1
 
     def _fit_columns(self) -> int:
@@ -304,10 +304,6 @@ class _Undo:
             if body.endswith(pad):
                 self.rows[at] = body[: -len(pad)] + raw[len(body) :]
         self.header = (BOM if self.head.get("bom") else b"") + self.head["header_before"].encode("utf-8")
-
-
-def _ended(text: bytes, newline: bytes) -> bytes:
-    return text if text.endswith(b"\n") else text + newline
 
 
 def _widened(raw: bytes, pad: bytes) -> bytes:

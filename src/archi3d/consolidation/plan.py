@@ -142,7 +142,7 @@ def _fitted(table: CsvTable, records: list[bytes]) -> tuple[list[str], list[byte
     was encoded with (the file another writer rewrote meanwhile).
     """
     columns = table_columns(table)
-    records = [_ended(record, table.newline) for record in records]
+    records = [_with_newline(record, table.newline) for record in records]
     if len(columns) == len(table.header) or not records:
         return columns[: len(table.header)], records
     written = parse_csv_table(table.path, encode_row(columns, table.newline) + b"".join(records))
@@ -153,8 +153,8 @@ def _fitted(table: CsvTable, records: list[bytes]) -> tuple[list[str], list[byte
     return header, records
 
 
-def _ended(record: bytes, newline: bytes) -> bytes:
-    """The record with `newline` as its line ending (a cell holding a line break is quoted, so the
+def _with_newline(record: bytes, newline: bytes) -> bytes:
+    """The record with `newline` in place of its line ending (a cell holding a line break is quoted, so the
     record's own ending is its last one or two bytes)."""
     crlf = record.endswith(b"\r\n")
     if crlf == (newline == b"\r\n"):
