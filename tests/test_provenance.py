@@ -72,6 +72,18 @@ def test_a_completed_object_gets_its_hash_and_size(tmp_path: Path) -> None:
     assert verify_object(tmp_path, typed) == obj
 
 
+def test_an_object_larger_than_a_read_is_hashed_whole(tmp_path: Path) -> None:
+    obj = _completed_job(tmp_path)
+    content = bytes(range(256)) * (10 * 4096 + 1)  # ~10 MiB, not a whole number of reads
+    obj.write_bytes(content)
+    _run(tmp_path)
+    row = one_row(tmp_path, "j1")
+    assert row["gen_object_sha256"] == hashlib.sha256(content).hexdigest()
+    assert row["gen_object_bytes"] == str(len(content))
+    (typed,) = rows_of_run(tmp_path, RUN)
+    assert verify_object(tmp_path, typed) == obj
+
+
 def test_an_object_rewritten_with_the_same_size_is_found_only_by_verify_hashes(tmp_path: Path) -> None:
     obj = _completed_job(tmp_path)
     _run(tmp_path)

@@ -28,6 +28,8 @@ ERROR_LIMIT = 2000
 TRUNCATED = " (truncated; see error.txt)"
 NOT_JSON = (ValueError, RecursionError)
 """What json.loads raises on text that is not usable JSON."""
+_HASH_PIECE = 1 << 20
+"""Bytes read at a time when hashing (hashlib.file_digest would zero a buffer of its own for every file)."""
 _EARLIEST = dt.datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = dt.datetime(3000, 1, 1, tzinfo=UTC)
 
@@ -121,13 +123,17 @@ def sha256_of(path: str | Path) -> str | None:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
+        digest = hashlib.sha256()
+        while piece := os.read(fd, _HASH_PIECE):
+            digest.update(piece)
+        return digest.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def is_png(path: str | Path) -> bool:

@@ -76,12 +76,12 @@ def _base_row(row: GenerationRow | None, job: Job | None, run_id: str, job_id: s
 _path_values = operator.attrgetter(*PATH_COLUMNS)
 
 
-def _posix_paths(row: GenerationRow) -> GenerationRow:
+def _posix_paths(row: GenerationRow) -> dict[str, str]:
+    """The path cells that hold a backslash, written as POSIX paths."""
     values: tuple[str, ...] = _path_values(row)
     if "\\" not in "".join(values):
-        return row
-    changes: dict[str, Any] = {column: to_posix(value) for column, value in zip(PATH_COLUMNS, values) if "\\" in value}
-    return attrs.evolve(row, **changes)
+        return {}
+    return {column: to_posix(value) for column, value in zip(PATH_COLUMNS, values) if "\\" in value}
 
 
 def signals_of(row: GenerationRow, evidence: Evidence) -> Signals:
@@ -215,13 +215,14 @@ def reconcile(
     """Decide the row of one job from its CSV row (or manifest job) and the disk's evidence."""
     before = row.status if row is not None else None
     base = _base_row(row, job, run_id, job_id)
-    current = _posix_paths(base)
+    posix: dict[str, Any] = _posix_paths(base)
+    current = attrs.evolve(base, **posix) if posix else base
     judged = judge(signals_of(current, evidence), options, now)
     conflicts = [Conflict(job_id, kind, _conflict_detail(kind, evidence, options, now)) for kind in judged.conflicts]
     changed = judged.status is not current.status
     status, error = current.status, current.error_msg
     changes: dict[str, Any] = {}
-    reasons = dict.fromkeys((c for c in PATH_COLUMNS if getattr(current, c) != getattr(base, c)), "posix_paths")
+    reasons = dict.fromkeys(posix, "posix_paths")
 
     def take(new: Mapping[str, Any], why: str) -> None:
         changes.update(new)
