@@ -18,18 +18,21 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench import _BUILD, _CONSOLIDATE, _RECORD_HASHES, _peak_rss
+from bench import _AS_BUILT, _BUILD, _CONSOLIDATE, _RECORD_HASHES, _peak_rss
 
-_RUN = r"""
-import resource, sys, time
+_RUN = (
+    _AS_BUILT
+    + r"""
+import resource, time
 from archi3d import ConsolidateOptions, consolidate
 usage = lambda: [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 before, t = usage(), time.perf_counter()
-summary = consolidate(sys.argv[1], ConsolidateOptions(run_id="demo-run"))
+summary = consolidate(sys.argv[1], ConsolidateOptions(run_id="demo-run"), now=built)
 wall, after = time.perf_counter() - t, usage()
 cpu = sum(b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(before, after))
 print(wall, cpu, after[0].ru_maxrss / 1024, summary.upsert_updated, summary.upsert_inserted)
 """
+)
 
 
 def _input(ws: Path, jobs: int, new: Path) -> bytes:

@@ -50,22 +50,36 @@ write_bytes_atomic(table, ("\ufeff" + text).encode("utf-8"))
 print(time.perf_counter() - t)
 """
 
-_CONSOLIDATE = r"""
-import sys, time
-from archi3d import ConsolidateOptions, consolidate
-t = time.perf_counter()
-summary = consolidate(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]))
-print(time.perf_counter() - t, summary.upsert_updated, summary.upsert_inserted, summary.unchanged)
+_AS_BUILT = r"""
+import datetime as dt, os, sys
+# The clock as the demo was built: its fresh heartbeats stay fresh however long a case takes (they go
+# stale after 600 s, and a second run that saw them go stale would change their rows).
+expectations = os.path.join(sys.argv[1], "demo-expectations.json")
+built = dt.datetime.fromtimestamp(os.stat(expectations).st_mtime, dt.timezone.utc)
 """
 
-_EXPLAIN = r"""
-import sys, time
+_CONSOLIDATE = (
+    _AS_BUILT
+    + r"""
+import time
+from archi3d import ConsolidateOptions, consolidate
+t = time.perf_counter()
+summary = consolidate(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]), now=built)
+print(time.perf_counter() - t, summary.upsert_updated, summary.upsert_inserted, summary.unchanged)
+"""
+)
+
+_EXPLAIN = (
+    _AS_BUILT
+    + r"""
+import time
 from archi3d import ConsolidateOptions
 from archi3d.explain import explain
 t = time.perf_counter()
-explain(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]), [sys.argv[3]])
+explain(sys.argv[1], ConsolidateOptions(run_id=sys.argv[2]), [sys.argv[3]], now=built)
 print(time.perf_counter() - t)
 """
+)
 
 _UPSERT = r"""
 import random, sys, time
