@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench import _AS_BUILT, _BUILD, _CONSOLIDATE, _RECORD_HASHES, _peak_rss
+from bench import _AS_BUILT, _BUILD, _peak_rss, record_every_hash
 
 _RUN = (
     _AS_BUILT
@@ -38,14 +38,8 @@ print(wall, cpu, after[0].ru_maxrss / 1024, summary.upsert_updated, summary.upse
 def _input(ws: Path, jobs: int, new: Path) -> bytes:
     """The table of a fresh demo workspace, holding every hash a first run records."""
     _peak_rss(_BUILD, str(ws), str(jobs), src=new)
-    table = ws / "tables" / "generations.csv"
-    built = table.read_bytes()
-    _peak_rss(_CONSOLIDATE, str(ws), "demo-run", src=new)
-    hashed = ws / "hashed.csv"
-    shutil.copyfile(table, hashed)
-    table.write_bytes(built)
-    _peak_rss(_RECORD_HASHES, str(hashed), str(table), str(ws / "hashed-objects"), src=new)
-    return table.read_bytes()
+    record_every_hash(ws, src=new)
+    return (ws / "tables" / "generations.csv").read_bytes()
 
 
 def main() -> None:

@@ -228,6 +228,19 @@ def _first_and_second(ws: Path) -> tuple[float, float, float]:
     return float(first_out[0]), float(second_out[0]), max(first_rss, second_rss)
 
 
+def record_every_hash(ws: Path, src: Path | None = None) -> bytes:
+    """Give the demo's table every object hash a first run records (not the rows it would insert), and
+    list the hashed objects in `hashed-objects`; returns the table as it was."""
+    table = ws / "tables" / "generations.csv"
+    built = table.read_bytes()
+    _peak_rss(_CONSOLIDATE, str(ws), "demo-run", src=src)
+    hashed = ws / "hashed.csv"
+    shutil.copyfile(table, hashed)
+    table.write_bytes(built)
+    _peak_rss(_RECORD_HASHES, str(hashed), str(table), str(ws / "hashed-objects"), src=src)
+    return built
+
+
 def _hash_rounds(ws: Path, jobs: int, object_mib: float, repeat: int) -> dict[str, float]:
     """Each round: sha256sum over the objects, a first run with every hash known, one that hashes all, a second."""
     shutil.rmtree(ws, ignore_errors=True)
@@ -235,12 +248,7 @@ def _hash_rounds(ws: Path, jobs: int, object_mib: float, repeat: int) -> dict[st
     _peak_rss(_BUILD, str(ws), str(jobs))
     _peak_rss(_BIG_OBJECTS, str(ws / "runs" / "demo-run" / "outputs"), str(int(object_mib * 2**20)))
     table, listing = ws / "tables" / "generations.csv", ws / "hashed-objects"
-    built = table.read_bytes()
-    _peak_rss(_CONSOLIDATE, str(ws), "demo-run")
-    hashed = ws / "hashed.csv"
-    shutil.copyfile(table, hashed)
-    table.write_bytes(built)
-    _peak_rss(_RECORD_HASHES, str(hashed), str(table), str(listing))
+    built = record_every_hash(ws)
     known = table.read_bytes()
     print(f"{jobs} jobs with objects of {object_mib:g} MiB: built in {time.perf_counter() - t:.1f} s", flush=True)
 
